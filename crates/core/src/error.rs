@@ -1,0 +1,73 @@
+//! The error type of the model: user mistakes, kept apart from system failures.
+//!
+//! Every layer above turns its failures into a [`CoreError`] at the edge, and
+//! the API maps [`ErrorKind`] to an HTTP status in one place.
+
+use std::fmt;
+
+/// What sort of failure an error is; decides the HTTP status and exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The named object does not exist (HTTP 404).
+    NotFound,
+    /// The request clashes with the current state: a taken name, a running
+    /// container, an address in use (HTTP 409).
+    Conflict,
+    /// The request itself is malformed (HTTP 400).
+    Invalid,
+    /// Something failed in the system, not in the request (HTTP 500).
+    Internal,
+}
+
+/// An error with a kind and a message meant for the user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct CoreError {
+    /// What sort of failure this is.
+    pub kind: ErrorKind,
+    /// The message, lower case, naming the bad value.
+    pub message: String,
+}
+
+impl fmt::Display for CoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl CoreError {
+    /// An object of `what` (e.g. "container") named `name` does not exist.
+    pub fn not_found(what: &str, name: &str) -> Self {
+        Self {
+            kind: ErrorKind::NotFound,
+            message: format!("no such {what}: {name}"),
+        }
+    }
+
+    /// The request conflicts with the current state.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::Conflict,
+            message: message.into(),
+        }
+    }
+
+    /// The request is malformed.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::Invalid,
+            message: message.into(),
+        }
+    }
+
+    /// A system failure.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::Internal,
+            message: message.into(),
+        }
+    }
+}
+
+/// Results of the model layer.
+pub type Result<T, E = CoreError> = std::result::Result<T, E>;

@@ -1,0 +1,124 @@
+//! Identifiers and names: 12-hex-digit ids, validated names, random names.
+
+use crate::error::{CoreError, Result};
+use rand::RngExt;
+
+/// Length of every id cell hands out (containers, images, execs, networks).
+pub const ID_LEN: usize = 12;
+
+/// A fresh random id of [`ID_LEN`] lower-case hex digits.
+pub fn new_id() -> String {
+    let mut rng = rand::rng();
+    (0..ID_LEN)
+        .map(|_| char::from_digit(rng.random_range(0..16), 16).unwrap())
+        .collect()
+}
+
+/// Whether `s` could be an id or a prefix of one (1 to 12 lower-case hex digits).
+pub fn is_id_prefix(s: &str) -> bool {
+    !s.is_empty() && s.len() <= ID_LEN && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Checks the name of a container, image or network.
+///
+/// Names start with a letter or digit and go on with letters, digits, `_`,
+/// `.` or `-`, at most 64 characters: they end up in paths and in the
+/// hostname, so `/` and white space are refused.
+pub fn validate_name(what: &str, name: &str) -> Result<()> {
+    let bad = |why: &str| Err(CoreError::invalid(format!("invalid {what} name '{name}': {why}")));
+    if name.is_empty() {
+        return bad("it is empty");
+    }
+    if name.len() > 64 {
+        return bad("it is longer than 64 characters");
+    }
+    if !name.as_bytes()[0].is_ascii_alphanumeric() {
+        return bad("it must start with a letter or a digit");
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+    {
+        return bad(&format!("'{}' is not allowed (only letters, digits, '_', '.' and '-')", c.escape_default()));
+    }
+    Ok(())
+}
+
+const ADJECTIVES: &[&str] = &[
+    "admiring", "adoring", "agitated", "amazing", "angry", "awesome", "blissful", "bold",
+    "boring", "brave", "busy", "charming", "clever", "cool", "compassionate", "competent",
+    "confident", "dazzling", "determined", "eager", "ecstatic", "elastic", "elegant", "epic",
+    "festive", "focused", "friendly", "gallant", "gifted", "goofy", "gracious", "happy",
+    "hardcore", "heuristic", "hopeful", "hungry", "infallible", "inspiring", "jolly", "jovial",
+    "keen", "kind", "laughing", "loving", "lucid", "magical", "modest", "musing", "mystifying",
+    "naughty", "nervous", "nice", "nifty", "nostalgic", "objective", "optimistic", "peaceful",
+    "pedantic", "pensive", "practical", "priceless", "quirky", "quizzical", "relaxed", "reverent",
+    "romantic", "sad", "serene", "sharp", "silly", "sleepy", "stoic", "strange", "stupefied",
+    "suspicious", "sweet", "tender", "thirsty", "trusting", "upbeat", "vibrant", "vigilant",
+    "wizardly", "wonderful", "xenodochial", "youthful", "zealous", "zen",
+];
+
+const SURNAMES: &[&str] = &[
+    "albattani", "allen", "almeida", "archimedes", "babbage", "banach", "bardeen", "bartik",
+    "bell", "bhabha", "blackwell", "bohr", "booth", "borg", "bose", "brattain", "brown",
+    "cerf", "chandrasekhar", "clarke", "colden", "cori", "curie", "darwin", "davinci", "dijkstra",
+    "einstein", "elion", "engelbart", "euclid", "euler", "fermat", "fermi", "feynman", "franklin",
+    "galileo", "gauss", "goldberg", "goodall", "hamilton", "hawking", "heisenberg", "hermann",
+    "hodgkin", "hoover", "hopper", "hypatia", "jang", "jennings", "johnson", "kalam", "kapitsa",
+    "kepler", "khorana", "knuth", "kowalevski", "lalande", "lamport", "leakey", "lovelace",
+    "lumiere", "mayer", "mccarthy", "mcclintock", "meitner", "mendel", "minsky", "morse",
+    "moser", "napier", "newton", "noether", "pascal", "pasteur", "perlman", "pike", "poincare",
+    "ritchie", "rosalind", "shannon", "shockley", "sinoussi", "stallman", "swartz", "tesla",
+    "thompson", "torvalds", "turing", "varahamihira", "wilbur", "wing", "wozniak", "wright",
+    "yalow", "yonath",
+];
+
+/// A random `adjective_surname` name, as Kleene and Docker give.
+pub fn random_name() -> String {
+    let mut rng = rand::rng();
+    let adjective = ADJECTIVES[rng.random_range(0..ADJECTIVES.len())];
+    let surname = SURNAMES[rng.random_range(0..SURNAMES.len())];
+    format!("{adjective}_{surname}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_twelve_hex_digits() {
+        for _ in 0..100 {
+            let id = new_id();
+            assert_eq!(id.len(), 12);
+            assert!(is_id_prefix(&id), "{id}");
+        }
+        assert_ne!(new_id(), new_id());
+    }
+
+    #[test]
+    fn id_prefixes() {
+        assert!(is_id_prefix("a1"));
+        assert!(!is_id_prefix(""));
+        assert!(!is_id_prefix("g1"));
+        assert!(!is_id_prefix("A1"));
+        assert!(!is_id_prefix("0123456789abc"));
+    }
+
+    #[test]
+    fn names_are_checked() {
+        validate_name("container", "web-1.test_x").unwrap();
+        for bad in ["", "a/b", "a b", "-a", "_a", &"x".repeat(65), "a\tb"] {
+            let err = validate_name("container", bad).unwrap_err();
+            assert!(err.message.contains(&format!("'{bad}'")), "{err}");
+        }
+    }
+
+    #[test]
+    fn random_names_are_valid() {
+        for _ in 0..50 {
+            let name = random_name();
+            validate_name("container", &name).unwrap();
+            assert_eq!(name.matches('_').count(), 1, "{name}");
+        }
+    }
+}
