@@ -1,0 +1,167 @@
+//! One handler per route: parse, call the engine off the executor, answer.
+
+use crate::ApiError;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use cell_engine::containers::{CreateContainer, DEFAULT_STOP_TIMEOUT};
+use cell_engine::{Engine, EngineError};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+type Shared = State<Arc<Engine>>;
+type ApiResult = Result<Json<Value>, ApiError>;
+
+/// Runs a blocking engine call on the blocking pool. The task runs to its
+/// end even if the client goes away, so kernel work is never cut off.
+async fn blocking<T: serde::Serialize + Send + 'static>(
+    engine: Arc<Engine>,
+    f: impl FnOnce(&Arc<Engine>) -> Result<T, EngineError> + Send + 'static,
+) -> ApiResult {
+    let value = tokio::task::spawn_blocking(move || f(&engine))
+        .await
+        .map_err(|e| ApiError::from(EngineError::User(cell_core::CoreError::internal(format!("task failed: {e}")))))??;
+    Ok(Json(serde_json::to_value(value).expect("API types serialize")))
+}
+
+/// Parses a JSON body; a malformed one is the client's error, said in the
+/// API's error shape rather than axum's plain text.
+fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
+}
+
+pub async fn openapi() -> impl IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], crate::OPENAPI)
+}
+
+pub async fn list_images(State(engine): Shared) -> ApiResult {
+    blocking(engine, |e| e.images()).await
+}
+
+#[derive(Deserialize)]
+pub struct BusyboxRequest {
+    name: Option<String>,
+}
+
+pub async fn create_busybox_image(State(engine): Shared, body: Bytes) -> ApiResult {
+    let req: BusyboxRequest = parse(&body)?;
+    let name = req.name.unwrap_or_else(|| cell_engine::images::BUSYBOX.into());
+    blocking(engine, move |e| e.create_busybox_image(&name)).await
+}
+
+#[derive(Deserialize)]
+pub struct ImportRequest {
+    name: String,
+    path: std::path::PathBuf,
+}
+
+pub async fn import_image(State(engine): Shared, body: Bytes) -> ApiResult {
+    let req: ImportRequest = parse(&body)?;
+    blocking(engine, move |e| e.import_image(&req.name, &req.path)).await
+}
+
+pub async fn inspect_image(State(engine): Shared, Path(reference): Path<String>) -> ApiResult {
+    blocking(engine, move |e| e.find_image(&reference)).await
+}
+
+pub async fn remove_image(State(engine): Shared, Path(reference): Path<String>) -> ApiResult {
+    blocking(engine, move |e| e.remove_image(&reference)).await
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    all: bool,
+}
+
+pub async fn list_containers(State(engine): Shared, Query(q): Query<ListQuery>) -> ApiResult {
+    blocking(engine, move |e| e.containers(q.all)).await
+}
+
+pub async fn create_container(State(engine): Shared, body: Bytes) -> Result<impl IntoResponse, ApiError> {
+    let req: CreateContainer = parse(&body)?;
+    let created = blocking(engine, move |e| e.create_container(&req)).await?;
+    Ok((StatusCode::CREATED, created))
+}
+
+pub async fn inspect_container(State(engine): Shared, Path(reference): Path<String>) -> ApiResult {
+    blocking(engine, move |e| e.inspect_container(&reference)).await
+}
+
+#[derive(Deserialize)]
+pub struct RemoveQuery {
+    #[serde(default)]
+    force: bool,
+}
+
+pub async fn remove_container(
+    State(engine): Shared,
+    Path(reference): Path<String>,
+    Query(q): Query<RemoveQuery>,
+) -> ApiResult {
+    blocking(engine, move |e| e.remove_container(&reference, q.force)).await
+}
+
+pub async fn prune_containers(State(engine): Shared) -> ApiResult {
+    blocking(engine, |e| e.prune_containers().map(|removed| json!({ "removed": removed }))).await
+}
+
+pub async fn start_container(State(engine): Shared, Path(reference): Path<String>) -> ApiResult {
+    blocking(engine, move |e| e.start_container(&reference)).await
+}
+
+#[derive(Deserialize)]
+pub struct StopQuery {
+    /// Seconds between SIGTERM and SIGKILL.
+    timeout: Option<u64>,
+}
+
+impl StopQuery {
+    fn timeout(&self) -> Duration {
+        self.timeout.map(Duration::from_secs).unwrap_or(DEFAULT_STOP_TIMEOUT)
+    }
+}
+
+pub async fn stop_container(State(engine): Shared, Path(reference): Path<String>, Query(q): Query<StopQuery>) -> ApiResult {
+    blocking(engine, move |e| e.stop_container(&reference, q.timeout())).await
+}
+
+pub async fn restart_container(
+    State(engine): Shared,
+    Path(reference): Path<String>,
+    Query(q): Query<StopQuery>,
+) -> ApiResult {
+    blocking(engine, move |e| e.restart_container(&reference, q.timeout())).await
+}
+
+#[derive(Deserialize)]
+pub struct ExecRequest {
+    cmd: Vec<String>,
+    #[serde(default)]
+    env: Vec<String>,
+}
+
+pub async fn exec(State(engine): Shared, Path(reference): Path<String>, body: Bytes) -> ApiResult {
+    let req: ExecRequest = parse(&body)?;
+    blocking(engine, move |e| e.exec(&reference, &req.cmd, &req.env)).await
+}
+
+pub async fn inspect_exec(State(engine): Shared, Path(id): Path<String>) -> ApiResult {
+    blocking(engine, move |e| e.find_exec(&id)).await
+}
+
+pub async fn inspect_network(State(engine): Shared, Path(reference): Path<String>) -> ApiResult {
+    blocking(engine, move |e| {
+        if reference == "host" {
+            e.inspect_host_network()
+        } else {
+            Err(cell_core::CoreError::not_found("network", &reference).into())
+        }
+    })
+    .await
+}

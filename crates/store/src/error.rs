@@ -1,0 +1,33 @@
+//! Errors of the store.
+
+/// A failure of the store: the database, or data in it that does not parse.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database file could not be opened.
+    #[error("failed to open the database {path}")]
+    Open {
+        /// The database path.
+        path: String,
+        /// The cause.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A query failed.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A row holds something the model cannot read.
+    #[error("corrupt row in the database: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// Whether the failure is a UNIQUE or PRIMARY KEY constraint: two
+    /// requests raced for the same name or address.
+    pub fn is_constraint_violation(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation
+        )
+    }
+}
