@@ -43,26 +43,24 @@ pub async fn list_images(State(engine): Shared) -> ApiResult {
     blocking(engine, |e| e.images()).await
 }
 
+/// `POST /images`: import the rootfs at `path`, or build from busybox
+/// when no path is given.
 #[derive(Deserialize)]
-pub struct BusyboxRequest {
+pub struct ImageRequest {
     name: Option<String>,
+    path: Option<std::path::PathBuf>,
 }
 
-pub async fn create_busybox_image(State(engine): Shared, body: Bytes) -> ApiResult {
-    let req: BusyboxRequest = parse(&body)?;
-    let name = req.name.unwrap_or_else(|| cell_engine::images::BUSYBOX.into());
-    blocking(engine, move |e| e.create_busybox_image(&name)).await
-}
-
-#[derive(Deserialize)]
-pub struct ImportRequest {
-    name: String,
-    path: std::path::PathBuf,
-}
-
-pub async fn import_image(State(engine): Shared, body: Bytes) -> ApiResult {
-    let req: ImportRequest = parse(&body)?;
-    blocking(engine, move |e| e.import_image(&req.name, &req.path)).await
+pub async fn create_image(State(engine): Shared, body: Bytes) -> ApiResult {
+    let req: ImageRequest = parse(&body)?;
+    match (req.name, req.path) {
+        (Some(name), Some(path)) => blocking(engine, move |e| e.import_image(&name, &path)).await,
+        (None, Some(_)) => Err(ApiError::bad_request("an imported image needs a name")),
+        (name, None) => {
+            let name = name.unwrap_or_else(|| cell_engine::images::BUSYBOX.into());
+            blocking(engine, move |e| e.create_busybox_image(&name)).await
+        }
+    }
 }
 
 pub async fn inspect_image(State(engine): Shared, Path(reference): Path<String>) -> ApiResult {

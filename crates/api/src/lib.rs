@@ -15,6 +15,7 @@ pub use error::ApiError;
 
 use axum::Router;
 use axum::routing::{get, post};
+
 use cell_engine::Engine;
 use std::sync::Arc;
 
@@ -26,12 +27,9 @@ pub fn router(engine: Arc<Engine>) -> Router {
     use handlers::*;
     Router::new()
         .route("/openapi.json", get(openapi))
-        .route("/images", get(list_images))
-        .route("/images/busybox", post(create_busybox_image))
-        .route("/images/import", post(import_image))
+        .route("/images", get(list_images).post(create_image))
         .route("/images/{reference}", get(inspect_image).delete(remove_image))
-        .route("/containers", get(list_containers).post(create_container))
-        .route("/containers/prune", post(prune_containers))
+        .route("/containers", get(list_containers).post(create_container).delete(prune_containers))
         .route("/containers/{reference}", get(inspect_container).delete(remove_container))
         .route("/containers/{reference}/start", post(start_container))
         .route("/containers/{reference}/stop", post(stop_container))
@@ -54,11 +52,8 @@ mod tests {
         let paths = doc["paths"].as_object().unwrap();
         for path in [
             "/images",
-            "/images/busybox",
-            "/images/import",
             "/images/{reference}",
             "/containers",
-            "/containers/prune",
             "/containers/{reference}",
             "/containers/{reference}/start",
             "/containers/{reference}/stop",

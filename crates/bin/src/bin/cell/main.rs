@@ -64,7 +64,7 @@ async fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Container(ContainerCommand::Prune) => {
-            let out = client.call(Method::POST, "/containers/prune", None).await?;
+            let out = client.call(Method::DELETE, "/containers", None).await?;
             for id in out["removed"].as_array().into_iter().flatten() {
                 println!("{}", id.as_str().unwrap_or_default());
             }
@@ -189,7 +189,7 @@ async fn image(client: &Client, cmd: ImageCommand) -> Result<i32> {
         ImageCommand::Create { kind: _, name } => {
             let name = name.unwrap_or_else(|| "busybox".into());
             eprintln!("building image {name} from the host's static busybox...");
-            let image = client.call(Method::POST, "/images/busybox", Some(&json!({ "name": name }))).await?;
+            let image = client.call(Method::POST, "/images", Some(&json!({ "name": name }))).await?;
             eprintln!("image {name} created");
             println!("{}", id_of(&image));
         }
@@ -197,7 +197,7 @@ async fn image(client: &Client, cmd: ImageCommand) -> Result<i32> {
             // The daemon resolves paths on its side: send an absolute one.
             let path = std::path::absolute(&path).unwrap_or(path);
             eprintln!("importing image {name} from {}...", path.display());
-            let image = client.call(Method::POST, "/images/import", Some(&json!({ "name": name, "path": path }))).await?;
+            let image = client.call(Method::POST, "/images", Some(&json!({ "name": name, "path": path }))).await?;
             println!("{}", id_of(&image));
         }
         ImageCommand::Ls => {

@@ -1,0 +1,221 @@
+//! The sandbox every end-to-end test runs in.
+//!
+//! A [`Sandbox`] is a fresh network, mount and pid namespace (held open by
+//! a `sleep` that is pid 1 there) with a temporary root, and a `celld`
+//! started inside it. Bridges, veths, nftables tables, overlay mounts and
+//! container processes all live and die with it: dropping the sandbox kills
+//! its pid 1, which kills everything in the namespace, even when the test
+//! failed half-way. Nothing touches the machine's own network.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const CELL: &str = env!("CARGO_BIN_EXE_cell");
+pub const CELLD: &str = env!("CARGO_BIN_EXE_celld");
+
+/// Returns early (the test passes vacuously, saying so) when not root.
+#[macro_export]
+macro_rules! require_root {
+    () => {
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: end-to-end tests need root");
+            return;
+        }
+    };
+}
+
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+    unshare: Child,
+    /// Host pid of the namespace's pid 1.
+    pub holder: u32,
+    celld: Option<Child>,
+    pub socket: PathBuf,
+    pub root: PathBuf,
+}
+
+/// The pids of the children of `pid`.
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect()
+}
+
+fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+impl Sandbox {
+    /// A sandbox with a running celld.
+    pub fn new() -> Self {
+        let mut sandbox = Self::without_celld();
+        sandbox.start_celld();
+        sandbox
+    }
+
+    /// A sandbox whose celld is not started yet.
+    pub fn without_celld() -> Self {
+        let dir = tempfile::Builder::new().prefix("cell-test-").tempdir().expect("tempdir");
+        let unshare = Command::new("unshare")
+            .args(["--net", "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private", "--"])
+            .args(["sh", "-c", "ip link set lo up && exec sleep 1000000"])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("unshare");
+        let unshare_pid = unshare.id();
+        let mut holder = 0;
+        wait_until("the sandbox", Duration::from_secs(10), || {
+            holder = children(unshare_pid).first().copied().unwrap_or(0);
+            holder != 0
+                && std::fs::read_to_string(format!("/proc/{holder}/cmdline")).is_ok_and(|c| c.starts_with("sleep"))
+        });
+        let root = dir.path().join("root");
+        let socket = dir.path().join("celld.sock");
+        Self { dir, unshare, holder, celld: None, socket, root }
+    }
+
+    /// A command run inside the sandbox's namespaces.
+    pub fn in_ns(&self, program: &str) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.args(["-t", &self.holder.to_string(), "-n", "-m", "-p", "--", program]);
+        cmd
+    }
+
+    /// Runs a shell command inside the sandbox.
+    pub fn sh(&self, script: &str) -> Output {
+        self.in_ns("sh").args(["-c", script]).output().expect("nsenter sh")
+    }
+
+    /// Starts celld in the sandbox and waits for its socket.
+    pub fn start_celld(&mut self) {
+        let _ = std::fs::remove_file(&self.socket);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("celld.log"))
+            .unwrap();
+        let child = self
+            .in_ns(CELLD)
+            .args(["--root", self.root.to_str().unwrap(), "--socket", self.socket.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("celld");
+        self.celld = Some(child);
+        let socket = self.socket.clone();
+        wait_until("celld's socket", Duration::from_secs(20), || socket.exists());
+    }
+
+    /// The host pid of the running celld.
+    pub fn celld_pid(&self) -> u32 {
+        let nsenter = self.celld.as_ref().expect("celld started").id();
+        children(nsenter).first().copied().expect("celld process")
+    }
+
+    /// Kills celld with `signal`, and waits for it to be gone. Containers
+    /// must survive this.
+    pub fn kill_celld(&mut self, signal: i32) {
+        let pid = self.celld_pid();
+        // SAFETY: kill has no memory-safety preconditions; pid is ours.
+        unsafe { libc::kill(pid as i32, signal) };
+        let mut nsenter = self.celld.take().unwrap();
+        let _ = nsenter.wait();
+        wait_until("celld to exit", Duration::from_secs(10), || !Path::new(&format!("/proc/{pid}")).exists());
+    }
+
+    /// `cell -H unix://SOCKET ARGS...`.
+    pub fn cell(&self, args: &[&str]) -> Output {
+        Command::new(CELL)
+            .arg("-H")
+            .arg(format!("unix://{}", self.socket.display()))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("cell")
+    }
+
+    /// Runs `cell` and asserts it succeeded; returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cell(args);
+        assert!(out.status.success(), "cell {args:?} failed: {}\n{}", describe(&out), self.celld_log());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs `cell`, asserts it failed with a message holding `needle` on
+    /// one line of stderr; returns stderr.
+    pub fn fails(&self, args: &[&str], needle: &str) -> String {
+        let out = self.cell(args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "cell {args:?} should have failed: {}", describe(&out));
+        assert!(stderr.contains(needle), "cell {args:?}: stderr lacks {needle:?}: {}", describe(&out));
+        stderr
+    }
+
+    /// Container rows the daemon knows, as `container inspect` gives them.
+    pub fn container_count(&self) -> usize {
+        let out = self.ok(&["lsc", "-a"]);
+        out.lines().skip(2).filter(|l| !l.trim().is_empty()).count()
+    }
+
+    pub fn inspect(&self, container: &str) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["container", "inspect", container])).expect("inspect json")
+    }
+
+    /// Raw HTTP GET on the API socket; returns (status line, body).
+    pub fn http_get(&self, path: &str) -> (String, String) {
+        use std::io::{Read, Write};
+        let mut s = std::os::unix::net::UnixStream::connect(&self.socket).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: celld\r\nConnection: close\r\n\r\n").unwrap();
+        let mut response = String::new();
+        s.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        (head.lines().next().unwrap_or_default().to_string(), body.to_string())
+    }
+
+    /// Whether `pid` (as celld sees it, in the sandbox's pid namespace) runs.
+    pub fn pid_alive(&self, pid: i64) -> bool {
+        self.sh(&format!("test -e /proc/{pid}")).status.success()
+    }
+
+    pub fn celld_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("celld.log")).unwrap_or_default()
+    }
+
+    /// Waits until `pred` holds of the container's inspect output.
+    pub fn wait_for(&self, container: &str, what: &str, pred: impl Fn(&serde_json::Value) -> bool) {
+        wait_until(what, Duration::from_secs(20), || pred(&self.inspect(container)));
+    }
+}
+
+pub fn describe(out: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        // Killing pid 1 of the sandbox kills every process in it, and with
+        // them the namespaces, mounts, links and tables.
+        // SAFETY: kill has no memory-safety preconditions; the pid is ours.
+        unsafe { libc::kill(self.holder as i32, libc::SIGKILL) };
+        let _ = self.unshare.wait();
+        if let Some(mut c) = self.celld.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
