@@ -1,14 +1,42 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! The kernel layer of cell's networking: network namespaces, links,
+//! addresses and routes over rtnetlink, and cell's own nftables tables.
+//!
+//! - [`netns`]: named network namespaces ([`create_netns`], [`delete_netns`],
+//!   [`in_netns`]).
+//! - [`Links`]: the rtnetlink verbs, with the real [`NetlinkLinks`] and the
+//!   recording [`FakeLinks`].
+//! - [`Firewall`]: "apply this nftables batch", with the real [`Nft`] (an
+//!   in-process libnftables context) and the recording [`FakeFirewall`].
+//! - [`ruleset`]: pure functions computing the JSON of cell's tables
+//!   (`inet cell`, `bridge cell`) and of the set elements each network and
+//!   endpoint needs.
+//!
+//! Drivers compute a plan from the model (`cell_core::model`) with
+//! [`ruleset`] and apply it through the two traits, so plans are tested
+//! with the fakes and without root:
+//!
+//! ```
+//! use cell_net::{FakeLinks, LinkOp, Links};
+//!
+//! let links = FakeLinks::new();
+//! links.create_bridge("cell0").unwrap();
+//! links.set_up("cell0").unwrap();
+//! assert_eq!(links.ops()[0], LinkOp::CreateBridge { name: "cell0".into() });
+//! ```
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+#![deny(missing_docs)]
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub mod error;
+pub mod links;
+pub mod mac;
+pub mod netlink;
+pub mod netns;
+pub mod nft;
+pub mod ruleset;
+
+pub use error::{NetError, NetlinkError, Result};
+pub use links::{FakeLinks, LinkInfo, LinkOp, Links};
+pub use mac::MacAddr;
+pub use netlink::NetlinkLinks;
+pub use netns::{create_netns, delete_netns, in_netns};
+pub use nft::{FakeFirewall, Firewall, Nft};

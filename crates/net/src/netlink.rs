@@ -1,0 +1,515 @@
+//! [`NetlinkLinks`]: the real [`Links`], a synchronous rtnetlink client.
+//!
+//! Every verb goes through one request path ([`NetlinkLinks::request`]):
+//! it stamps a sequence number, sends, and reads answers until the kernel's
+//! ACK, `NLMSG_DONE` or `NLMSG_ERROR` for that sequence number, skipping
+//! anything else. A kernel error becomes [`NetlinkError::Kernel`] with its
+//! errno, so callers can tell "exists" from "not found".
+//!
+//! A socket talks to the network namespace it was opened in for its whole
+//! life, whichever thread later uses it; [`NetlinkLinks::in_netns`] relies on
+//! that.
+
+use crate::error::{NetError, NetlinkError, Result};
+use crate::links::{LinkInfo, Links, check_link_name};
+use crate::mac::MacAddr;
+use crate::netns::in_netns;
+use ipnet::IpNet;
+use netlink_packet_core::{
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage,
+    NetlinkPayload,
+};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
+};
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoMacVlan, InfoVeth, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage,
+    MacVlanMode,
+};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+use std::net::IpAddr;
+use std::os::fd::RawFd;
+use std::path::Path;
+use std::sync::Mutex;
+
+struct Conn {
+    socket: Socket,
+    seq: u32,
+}
+
+/// The real [`Links`]: one rtnetlink socket bound to one network namespace.
+pub struct NetlinkLinks {
+    conn: Mutex<Conn>,
+}
+
+impl std::fmt::Debug for NetlinkLinks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetlinkLinks").finish_non_exhaustive()
+    }
+}
+
+impl NetlinkLinks {
+    /// Opens a socket in the calling thread's network namespace.
+    pub fn new() -> Result<Self> {
+        let open = || -> std::io::Result<Socket> {
+            let mut socket = Socket::new(NETLINK_ROUTE)?;
+            socket.bind_auto()?;
+            socket.connect(&SocketAddr::new(0, 0))?;
+            Ok(socket)
+        };
+        let socket = open().map_err(|source| NetError::OpenNetlink { source })?;
+        Ok(Self {
+            conn: Mutex::new(Conn { socket, seq: 0 }),
+        })
+    }
+
+    /// Opens a socket inside the named namespace at `path`; every verb of
+    /// the result acts on that namespace.
+    pub fn in_netns(path: &Path) -> Result<Self> {
+        in_netns(path, Self::new)?
+    }
+
+    /// Sends one request and collects the kernel's answers to it.
+    ///
+    /// `flags` are added to `NLM_F_REQUEST`; without `NLM_F_DUMP` an ACK is
+    /// asked for, so every request ends in a definite success or errno.
+    fn request(
+        &self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+    ) -> std::result::Result<Vec<RouteNetlinkMessage>, NetlinkError> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        conn.seq = conn.seq.wrapping_add(1);
+        let seq = conn.seq;
+        let is_dump = flags & NLM_F_DUMP == NLM_F_DUMP;
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST | flags | if is_dump { 0 } else { NLM_F_ACK };
+        header.sequence_number = seq;
+        let mut packet = NetlinkMessage::new(header, NetlinkPayload::from(msg));
+        packet.finalize();
+        let mut buf = vec![0u8; packet.buffer_len()];
+        packet.serialize(&mut buf);
+        conn.socket.send(&buf, 0).map_err(NetlinkError::Io)?;
+
+        let mut answers = Vec::new();
+        loop {
+            let (data, _) = conn.socket.recv_from_full().map_err(NetlinkError::Io)?;
+            let mut offset = 0;
+            // One datagram can hold several messages (a dump part).
+            while offset < data.len() {
+                let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data[offset..])
+                    .map_err(|e| NetlinkError::Decode(e.to_string()))?;
+                let len = reply.header.length as usize;
+                if len == 0 {
+                    return Err(NetlinkError::Decode("message of length 0".into()));
+                }
+                offset += (len + 3) & !3;
+                if reply.header.sequence_number != seq {
+                    // An answer to an earlier request that was abandoned
+                    // (its caller got an error): not ours.
+                    continue;
+                }
+                match reply.payload {
+                    NetlinkPayload::Error(e) => {
+                        return match e.code {
+                            None => Ok(answers),
+                            Some(code) => Err(NetlinkError::Kernel { errno: -code.get() }),
+                        };
+                    }
+                    NetlinkPayload::Done(_) => return Ok(answers),
+                    NetlinkPayload::InnerMessage(m) => answers.push(m),
+                    NetlinkPayload::Overrun(_) => {
+                        return Err(NetlinkError::Decode("netlink overrun".into()));
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn get_link(&self, name: &str) -> Result<Option<LinkMessage>> {
+        check_link_name(name)?;
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+        match self.request(RouteNetlinkMessage::GetLink(msg), 0) {
+            Ok(mut answers) => match answers.pop() {
+                Some(RouteNetlinkMessage::NewLink(link)) => Ok(Some(link)),
+                _ => Ok(None),
+            },
+            Err(NetlinkError::Kernel { errno: libc::ENODEV }) => Ok(None),
+            Err(source) => Err(NetError::GetLink {
+                name: name.to_string(),
+                source,
+            }),
+        }
+    }
+
+    fn index_of(&self, name: &str) -> Result<u32> {
+        self.get_link(name)?
+            .map(|l| l.header.index)
+            .ok_or_else(|| NetError::LinkNotFound {
+                name: name.to_string(),
+            })
+    }
+
+    /// Sends an `RTM_SETLINK` for `name` with the given header flags and
+    /// attributes.
+    fn set_link(
+        &self,
+        name: &str,
+        action: String,
+        flags: LinkFlags,
+        change_mask: LinkFlags,
+        attributes: Vec<LinkAttribute>,
+    ) -> Result<()> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = self.index_of(name)?;
+        msg.header.flags = flags;
+        msg.header.change_mask = change_mask;
+        msg.attributes = attributes;
+        self.request(RouteNetlinkMessage::SetLink(msg), 0)
+            .map(drop)
+            .map_err(|source| NetError::SetLink {
+                action,
+                name: name.to_string(),
+                source,
+            })
+    }
+
+    fn new_link(&self, kind: &'static str, name: &str, msg: LinkMessage) -> Result<()> {
+        self.request(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)
+            .map(drop)
+            .map_err(|source| NetError::CreateLink {
+                kind,
+                name: name.to_string(),
+                source,
+            })
+    }
+
+    fn address_message(&self, name: &str, addr: IpNet) -> Result<AddressMessage> {
+        let mut msg = AddressMessage::default();
+        msg.header.index = self.index_of(name)?;
+        msg.header.prefix_len = addr.prefix_len();
+        msg.header.scope = AddressScope::Universe;
+        match addr.addr() {
+            IpAddr::V4(ip) => {
+                msg.header.family = AddressFamily::Inet;
+                // IFA_LOCAL is the address proper; IFA_ADDRESS is the peer
+                // (the same on non point-to-point links), as `ip` sends it.
+                msg.attributes.push(AddressAttribute::Local(ip.into()));
+                msg.attributes.push(AddressAttribute::Address(ip.into()));
+            }
+            IpAddr::V6(ip) => {
+                msg.header.family = AddressFamily::Inet6;
+                // Without NODAD the address stays "tentative" for a second
+                // or more and binding or connecting from it fails.
+                msg.header.flags = AddressHeaderFlags::Nodad;
+                msg.attributes.push(AddressAttribute::Address(ip.into()));
+                msg.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+            }
+        }
+        Ok(msg)
+    }
+
+    fn route_message(&self, dest: IpNet, dev: &str) -> Result<RouteMessage> {
+        let mut msg = RouteMessage::default();
+        msg.header.address_family = match dest {
+            IpNet::V4(_) => AddressFamily::Inet,
+            IpNet::V6(_) => AddressFamily::Inet6,
+        };
+        msg.header.destination_prefix_length = dest.prefix_len();
+        msg.header.table = RouteHeader::RT_TABLE_MAIN;
+        if dest.prefix_len() > 0 {
+            msg.attributes
+                .push(RouteAttribute::Destination(RouteAddress::from(dest.network())));
+        }
+        msg.attributes.push(RouteAttribute::Oif(self.index_of(dev)?));
+        Ok(msg)
+    }
+}
+
+impl Links for NetlinkLinks {
+    fn create_veth_pair(&self, host_end: &str, peer_end: &str, peer_netns_fd: Option<RawFd>) -> Result<()> {
+        check_link_name(host_end)?;
+        check_link_name(peer_end)?;
+        let mut peer = LinkMessage::default();
+        peer.attributes.push(LinkAttribute::IfName(peer_end.to_string()));
+        if let Some(fd) = peer_netns_fd {
+            peer.attributes.push(LinkAttribute::NetNsFd(fd));
+        }
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(host_end.to_string()));
+        msg.attributes.push(LinkAttribute::LinkInfo(vec![
+            NlLinkInfo::Kind(InfoKind::Veth),
+            NlLinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
+        ]));
+        self.new_link("veth", host_end, msg)
+    }
+
+    fn create_bridge(&self, name: &str) -> Result<()> {
+        check_link_name(name)?;
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+        msg.attributes
+            .push(LinkAttribute::LinkInfo(vec![NlLinkInfo::Kind(InfoKind::Bridge)]));
+        self.new_link("bridge", name, msg)
+    }
+
+    fn create_macvlan(&self, name: &str, parent: &str, netns_fd: Option<RawFd>) -> Result<()> {
+        check_link_name(name)?;
+        // The parent index is resolved in this socket's namespace even when
+        // the child is created in another one, which is what we want.
+        let parent_index = self.index_of(parent)?;
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+        msg.attributes.push(LinkAttribute::Link(parent_index));
+        if let Some(fd) = netns_fd {
+            msg.attributes.push(LinkAttribute::NetNsFd(fd));
+        }
+        msg.attributes.push(LinkAttribute::LinkInfo(vec![
+            NlLinkInfo::Kind(InfoKind::MacVlan),
+            NlLinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(MacVlanMode::Bridge)])),
+        ]));
+        self.new_link("macvlan", name, msg)
+    }
+
+    fn delete_link(&self, name: &str) -> Result<()> {
+        let Some(link) = self.get_link(name)? else {
+            return Ok(());
+        };
+        let mut msg = LinkMessage::default();
+        msg.header.index = link.header.index;
+        match self.request(RouteNetlinkMessage::DelLink(msg), 0) {
+            // Gone between the lookup and the delete (e.g. its veth peer
+            // was deleted): the wanted state is reached.
+            Err(NetlinkError::Kernel { errno: libc::ENODEV }) | Ok(_) => Ok(()),
+            Err(source) => Err(NetError::DeleteLink {
+                name: name.to_string(),
+                source,
+            }),
+        }
+    }
+
+    fn set_up(&self, name: &str) -> Result<()> {
+        self.set_link(name, "set up".into(), LinkFlags::Up, LinkFlags::Up, vec![])
+    }
+
+    fn set_master(&self, name: &str, bridge: &str) -> Result<()> {
+        let bridge_index = self.index_of(bridge)?;
+        self.set_link(
+            name,
+            format!("set master {bridge}"),
+            LinkFlags::empty(),
+            LinkFlags::empty(),
+            vec![LinkAttribute::Controller(bridge_index)],
+        )
+    }
+
+    fn set_nomaster(&self, name: &str) -> Result<()> {
+        self.set_link(
+            name,
+            "set nomaster".into(),
+            LinkFlags::empty(),
+            LinkFlags::empty(),
+            vec![LinkAttribute::Controller(0)],
+        )
+    }
+
+    fn rename(&self, name: &str, new_name: &str) -> Result<()> {
+        check_link_name(new_name)?;
+        self.set_link(
+            name,
+            format!("rename to {new_name}"),
+            LinkFlags::empty(),
+            LinkFlags::empty(),
+            vec![LinkAttribute::IfName(new_name.to_string())],
+        )
+    }
+
+    fn set_mac(&self, name: &str, mac: MacAddr) -> Result<()> {
+        self.set_link(
+            name,
+            format!("set address {mac}"),
+            LinkFlags::empty(),
+            LinkFlags::empty(),
+            vec![LinkAttribute::Address(mac.octets().to_vec())],
+        )
+    }
+
+    fn link_index(&self, name: &str) -> Result<Option<u32>> {
+        Ok(self.get_link(name)?.map(|l| l.header.index))
+    }
+
+    fn link_mac(&self, name: &str) -> Result<MacAddr> {
+        let link = self.get_link(name)?.ok_or_else(|| NetError::LinkNotFound {
+            name: name.to_string(),
+        })?;
+        link.attributes
+            .iter()
+            .find_map(|a| match a {
+                LinkAttribute::Address(bytes) => MacAddr::try_from(bytes.as_slice()).ok(),
+                _ => None,
+            })
+            .ok_or_else(|| NetError::InvalidMac {
+                text: format!("(none on {name})"),
+            })
+    }
+
+    fn list_links(&self) -> Result<Vec<LinkInfo>> {
+        let answers = self
+            .request(RouteNetlinkMessage::GetLink(LinkMessage::default()), NLM_F_DUMP)
+            .map_err(|source| NetError::GetLink {
+                name: "*".into(),
+                source,
+            })?;
+        Ok(answers
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewLink(link) => Some(link_info(link)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    fn add_address(&self, name: &str, addr: IpNet) -> Result<()> {
+        let msg = self.address_message(name, addr)?;
+        match self.request(RouteNetlinkMessage::NewAddress(msg), NLM_F_CREATE | NLM_F_EXCL) {
+            Ok(_) | Err(NetlinkError::Kernel { errno: libc::EEXIST }) => Ok(()),
+            Err(source) => Err(NetError::AddAddress {
+                name: name.to_string(),
+                addr,
+                source,
+            }),
+        }
+    }
+
+    fn del_address(&self, name: &str, addr: IpNet) -> Result<()> {
+        let msg = match self.address_message(name, addr) {
+            Err(NetError::LinkNotFound { .. }) => return Ok(()),
+            other => other?,
+        };
+        match self.request(RouteNetlinkMessage::DelAddress(msg), 0) {
+            Ok(_)
+            | Err(NetlinkError::Kernel {
+                errno: libc::EADDRNOTAVAIL | libc::ENODEV,
+            }) => Ok(()),
+            Err(source) => Err(NetError::DelAddress {
+                name: name.to_string(),
+                addr,
+                source,
+            }),
+        }
+    }
+
+    fn list_addresses(&self, name: &str) -> Result<Vec<IpNet>> {
+        let index = self.index_of(name)?;
+        let answers = self
+            .request(
+                RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+                NLM_F_DUMP,
+            )
+            .map_err(|source| NetError::ListAddresses {
+                name: name.to_string(),
+                source,
+            })?;
+        let mut addrs = Vec::new();
+        for answer in answers {
+            let RouteNetlinkMessage::NewAddress(msg) = answer else {
+                continue;
+            };
+            if msg.header.index != index {
+                continue;
+            }
+            // IFA_LOCAL is the address on IPv4; IPv6 only sends IFA_ADDRESS.
+            let local = msg.attributes.iter().find_map(|a| match a {
+                AddressAttribute::Local(ip) => Some(*ip),
+                _ => None,
+            });
+            let address = msg.attributes.iter().find_map(|a| match a {
+                AddressAttribute::Address(ip) => Some(*ip),
+                _ => None,
+            });
+            if let Some(net) = local
+                .or(address)
+                .and_then(|ip| IpNet::new(ip, msg.header.prefix_len).ok())
+            {
+                addrs.push(net);
+            }
+        }
+        Ok(addrs)
+    }
+
+    fn add_route(&self, dest: IpNet, dev: &str, gateway: Option<IpAddr>) -> Result<()> {
+        let dest = dest.trunc();
+        let mut msg = self.route_message(dest, dev)?;
+        msg.header.protocol = RouteProtocol::Static;
+        msg.header.kind = RouteType::Unicast;
+        msg.header.scope = match gateway {
+            Some(_) => RouteScope::Universe,
+            None => RouteScope::Link,
+        };
+        if let Some(gw) = gateway {
+            msg.attributes
+                .push(RouteAttribute::Gateway(RouteAddress::from(gw)));
+        }
+        match self.request(RouteNetlinkMessage::NewRoute(msg), NLM_F_CREATE | NLM_F_EXCL) {
+            Ok(_) | Err(NetlinkError::Kernel { errno: libc::EEXIST }) => Ok(()),
+            Err(source) => Err(NetError::AddRoute {
+                dest,
+                dev: dev.to_string(),
+                source,
+            }),
+        }
+    }
+
+    fn del_route(&self, dest: IpNet, dev: &str) -> Result<()> {
+        let dest = dest.trunc();
+        let mut msg = match self.route_message(dest, dev) {
+            // The route went with its device.
+            Err(NetError::LinkNotFound { .. }) => return Ok(()),
+            other => other?,
+        };
+        // RT_SCOPE_NOWHERE matches a route of any scope, as `ip route del`.
+        msg.header.scope = RouteScope::NoWhere;
+        match self.request(RouteNetlinkMessage::DelRoute(msg), 0) {
+            Ok(_)
+            | Err(NetlinkError::Kernel {
+                errno: libc::ESRCH | libc::ENOENT,
+            }) => Ok(()),
+            Err(source) => Err(NetError::DelRoute {
+                dest,
+                dev: dev.to_string(),
+                source,
+            }),
+        }
+    }
+}
+
+fn link_info(link: LinkMessage) -> LinkInfo {
+    let mut info = LinkInfo {
+        name: String::new(),
+        index: link.header.index,
+        kind: None,
+        master: None,
+        up: link.header.flags.contains(LinkFlags::Up),
+    };
+    for attr in link.attributes {
+        match attr {
+            LinkAttribute::IfName(name) => info.name = name,
+            LinkAttribute::Controller(m) if m != 0 => info.master = Some(m),
+            LinkAttribute::LinkInfo(infos) => {
+                for i in infos {
+                    if let NlLinkInfo::Kind(kind) = i {
+                        info.kind = Some(kind.to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    info
+}
