@@ -33,7 +33,11 @@ pub async fn attach(State(engine): State<Arc<Engine>>, Path(id): Path<String>) -
 }
 
 fn framed(body: Body) -> Response {
-    ([(axum::http::header::CONTENT_TYPE, "application/vnd.cell.frames")], body).into_response()
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/vnd.cell.frames")],
+        body,
+    )
+        .into_response()
 }
 
 /// The log of a finished exec. The supervisor appends the exit frame just
@@ -48,7 +52,11 @@ async fn complete_log(path: &std::path::Path) -> Vec<u8> {
         }
         if Instant::now() >= deadline {
             let mut data = data;
-            frame::encode(FrameKind::Error, b"the process's supervisor ended without an exit code", &mut data);
+            frame::encode(
+                FrameKind::Error,
+                b"the process's supervisor ended without an exit code",
+                &mut data,
+            );
             return data;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -26,12 +26,18 @@ impl ApiError {
 
     /// A request for a route that does not exist.
     pub fn not_found_route() -> Self {
-        Self { status: StatusCode::NOT_FOUND, message: "no such endpoint".into() }
+        Self {
+            status: StatusCode::NOT_FOUND,
+            message: "no such endpoint".into(),
+        }
     }
 
     /// A malformed request body or query.
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, message: message.into() }
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
     }
 }
 
@@ -41,7 +47,10 @@ impl From<EngineError> for ApiError {
         if status.is_server_error() {
             tracing::error!("{e}");
         }
-        Self { status, message: e.to_string() }
+        Self {
+            status,
+            message: e.to_string(),
+        }
     }
 }
 

@@ -25,7 +25,11 @@ async fn blocking<T: serde::Serialize + Send + 'static>(
 ) -> ApiResult {
     let value = tokio::task::spawn_blocking(move || f(&engine))
         .await
-        .map_err(|e| ApiError::from(EngineError::User(cell_core::CoreError::internal(format!("task failed: {e}")))))??;
+        .map_err(|e| {
+            ApiError::from(EngineError::User(cell_core::CoreError::internal(format!(
+                "task failed: {e}"
+            ))))
+        })??;
     Ok(Json(serde_json::to_value(value).expect("API types serialize")))
 }
 
@@ -36,7 +40,10 @@ fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
 }
 
 pub async fn openapi() -> impl IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, "application/json")], crate::OPENAPI)
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        crate::OPENAPI,
+    )
 }
 
 pub async fn list_images(State(engine): Shared) -> ApiResult {
@@ -106,7 +113,10 @@ pub async fn remove_container(
 }
 
 pub async fn prune_containers(State(engine): Shared) -> ApiResult {
-    blocking(engine, |e| e.prune_containers().map(|removed| json!({ "removed": removed }))).await
+    blocking(engine, |e| {
+        e.prune_containers().map(|removed| json!({ "removed": removed }))
+    })
+    .await
 }
 
 pub async fn start_container(State(engine): Shared, Path(reference): Path<String>) -> ApiResult {
@@ -121,11 +131,17 @@ pub struct StopQuery {
 
 impl StopQuery {
     fn timeout(&self) -> Duration {
-        self.timeout.map(Duration::from_secs).unwrap_or(DEFAULT_STOP_TIMEOUT)
+        self.timeout
+            .map(Duration::from_secs)
+            .unwrap_or(DEFAULT_STOP_TIMEOUT)
     }
 }
 
-pub async fn stop_container(State(engine): Shared, Path(reference): Path<String>, Query(q): Query<StopQuery>) -> ApiResult {
+pub async fn stop_container(
+    State(engine): Shared,
+    Path(reference): Path<String>,
+    Query(q): Query<StopQuery>,
+) -> ApiResult {
     blocking(engine, move |e| e.stop_container(&reference, q.timeout())).await
 }
 

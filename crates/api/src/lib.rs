@@ -29,8 +29,16 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/images", get(list_images).post(create_image))
         .route("/images/{reference}", get(inspect_image).delete(remove_image))
-        .route("/containers", get(list_containers).post(create_container).delete(prune_containers))
-        .route("/containers/{reference}", get(inspect_container).delete(remove_container))
+        .route(
+            "/containers",
+            get(list_containers)
+                .post(create_container)
+                .delete(prune_containers),
+        )
+        .route(
+            "/containers/{reference}",
+            get(inspect_container).delete(remove_container),
+        )
         .route("/containers/{reference}/start", post(start_container))
         .route("/containers/{reference}/stop", post(stop_container))
         .route("/containers/{reference}/restart", post(restart_container))

@@ -15,9 +15,14 @@ fn run_attached_prints_kleenes_lines_and_exits_with_the_code() {
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 4, "{stderr}");
     assert_eq!(lines[0].len(), 12, "container id first: {stderr}");
-    let exec_id = lines[1].strip_prefix("created execution instance ").expect("exec line");
+    let exec_id = lines[1]
+        .strip_prefix("created execution instance ")
+        .expect("exec line");
     assert_eq!(lines[2], "err");
-    assert_eq!(lines[3], format!("executable {exec_id} and its container exited with exit-code 3"));
+    assert_eq!(
+        lines[3],
+        format!("executable {exec_id} and its container exited with exit-code 3")
+    );
     let c = sb.inspect(lines[0]);
     assert_eq!(c["container"]["running"], false);
     assert_eq!(c["container"]["exit_code"], 3);
@@ -39,7 +44,14 @@ fn detached_run_exec_and_lifecycle() {
     let out = sb.cell(&["run", "-d", "--name", "web", "busybox", "sleep", "1000"]);
     assert!(out.status.success(), "{}", describe(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.lines().nth(1).unwrap().starts_with("created execution instance "), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("created execution instance "),
+        "{stderr}"
+    );
 
     let c = sb.inspect("web");
     assert_eq!(c["container"]["running"], true);
@@ -52,8 +64,17 @@ fn detached_run_exec_and_lifecycle() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.ends_with(" in web\n"), "{stdout}");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let exec_id = stderr.lines().next().unwrap().strip_prefix("created execution instance ").unwrap().to_string();
-    assert!(stderr.contains(&format!("{exec_id} has exited with exit-code 4")), "{stderr}");
+    let exec_id = stderr
+        .lines()
+        .next()
+        .unwrap()
+        .strip_prefix("created execution instance ")
+        .unwrap()
+        .to_string();
+    assert!(
+        stderr.contains(&format!("{exec_id} has exited with exit-code 4")),
+        "{stderr}"
+    );
     assert_eq!(sb.inspect("web")["container"]["running"], true);
 
     // exec -d returns at once; the process runs in the container.
@@ -64,14 +85,29 @@ fn detached_run_exec_and_lifecycle() {
 
     // The container's init is pid 1 of its own pid namespace.
     let ps = sb.ok(&["exec", "web", "ps"]);
-    assert!(ps.lines().any(|l| l.trim_start().starts_with("1 ") && l.contains("sleep 1000")), "{ps}");
+    assert!(
+        ps.lines()
+            .any(|l| l.trim_start().starts_with("1 ") && l.contains("sleep 1000")),
+        "{ps}"
+    );
 
     // lsc shows running ones; -a shows all, with every column.
     let lsc = sb.ok(&["lsc"]);
-    for col in ["CONTAINER ID", "NAME", "IMAGE", "COMMAND", "CREATED", "STATUS", "PID"] {
+    for col in [
+        "CONTAINER ID",
+        "NAME",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PID",
+    ] {
         assert!(lsc.contains(col), "{lsc}");
     }
-    assert!(lsc.contains("web") && lsc.contains("running") && lsc.contains("sleep 1000"), "{lsc}");
+    assert!(
+        lsc.contains("web") && lsc.contains("running") && lsc.contains("sleep 1000"),
+        "{lsc}"
+    );
     assert!(lsc.contains(&pid.to_string()));
 
     // stop: SIGTERM is ignored by pid 1 without a handler, so SIGKILL follows.
@@ -104,7 +140,16 @@ fn detached_run_exec_and_lifecycle() {
 fn stop_lets_a_process_with_a_handler_exit_cleanly() {
     require_root!();
     let sb = Sandbox::new();
-    sb.ok(&["run", "-d", "--name", "polite", "busybox", "sh", "-c", "trap 'exit 7' TERM; while true; do sleep 0.1; done"]);
+    sb.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "polite",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 7' TERM; while true; do sleep 0.1; done",
+    ]);
     sb.ok(&["stop", "-t", "10", "polite"]);
     assert_eq!(sb.inspect("polite")["container"]["exit_code"], 7);
 }
@@ -113,10 +158,26 @@ fn stop_lets_a_process_with_a_handler_exit_cleanly() {
 fn inspect_has_kleenes_shape() {
     require_root!();
     let sb = Sandbox::new();
-    let id = sb.ok(&["create", "-e", "A=1", "busybox", "echo", "hi"]).trim().to_string();
+    let id = sb
+        .ok(&["create", "-e", "A=1", "busybox", "echo", "hi"])
+        .trim()
+        .to_string();
     let v = sb.inspect(&id);
     let c = &v["container"];
-    for key in ["id", "name", "image_id", "cmd", "user", "env", "network_driver", "public_ports", "params", "created", "running", "pid"] {
+    for key in [
+        "id",
+        "name",
+        "image_id",
+        "cmd",
+        "user",
+        "env",
+        "network_driver",
+        "public_ports",
+        "params",
+        "created",
+        "running",
+        "pid",
+    ] {
         assert!(c.get(key).is_some(), "container.{key} missing: {v}");
     }
     assert_eq!(c["id"], id.as_str());
@@ -137,13 +198,27 @@ fn names_ids_and_prefixes() {
     require_root!();
     let sb = Sandbox::new();
     sb.ok(&["create", "--name", "alpha", "busybox", "true"]);
-    sb.fails(&["create", "--name", "alpha", "busybox", "true"], "container name 'alpha' is already in use");
-    sb.fails(&["create", "--name", "a/b", "busybox", "true"], "invalid container name 'a/b'");
-    sb.fails(&["create", "--name", "a b", "busybox", "true"], "invalid container name 'a b'");
+    sb.fails(
+        &["create", "--name", "alpha", "busybox", "true"],
+        "container name 'alpha' is already in use",
+    );
+    sb.fails(
+        &["create", "--name", "a/b", "busybox", "true"],
+        "invalid container name 'a/b'",
+    );
+    sb.fails(
+        &["create", "--name", "a b", "busybox", "true"],
+        "invalid container name 'a b'",
+    );
     assert_eq!(sb.container_count(), 1);
 
     // Make ids until two share a first hex digit, then that digit is ambiguous.
-    let mut ids: Vec<String> = vec![sb.inspect("alpha")["container"]["id"].as_str().unwrap().to_string()];
+    let mut ids: Vec<String> = vec![
+        sb.inspect("alpha")["container"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    ];
     let shared = loop {
         let id = sb.ok(&["create", "busybox", "true"]).trim().to_string();
         if let Some(other) = ids.iter().find(|o| o[..1] == id[..1]) {
@@ -153,9 +228,16 @@ fn names_ids_and_prefixes() {
     };
     let (prefix, a, b) = shared;
     let before = sb.container_count();
-    let err = sb.fails(&["rm", &prefix], &format!("ambiguous container id prefix '{prefix}'"));
+    let err = sb.fails(
+        &["rm", &prefix],
+        &format!("ambiguous container id prefix '{prefix}'"),
+    );
     assert!(err.contains(&a) && err.contains(&b), "{err}");
-    assert_eq!(sb.container_count(), before, "an ambiguous prefix removed something");
+    assert_eq!(
+        sb.container_count(),
+        before,
+        "an ambiguous prefix removed something"
+    );
     // A full id and an unambiguous prefix both work.
     let unique = &a[..12];
     sb.ok(&["container", "inspect", unique]);
@@ -170,20 +252,54 @@ fn bad_input_is_refused_and_changes_nothing() {
     sb.ok(&["image", "create", "busybox"]);
     let cases: &[(&[&str], &str)] = &[
         (&["run", "nosuchimage", "true"], "no such image: nosuchimage"),
-        (&["run", "-l", "bogus", "busybox", "true"], "unknown network driver 'bogus'"),
-        (&["run", "-p", "8080", "busybox"], "cannot publish ports of a container using the 'host' network driver"),
-        (&["run", "-l", "disabled", "-p", "80", "busybox"], "cannot publish ports of a container using the 'disabled' network driver"),
-        (&["run", "-l", "ipnet", "-p", "99999", "busybox"], "invalid port spec '99999'"),
-        (&["run", "-l", "ipnet", "-p", "80/sctp", "busybox"], "invalid port spec '80/sctp'"),
-        (&["run", "-e", "NOEQUALS", "busybox", "true"], "invalid environment variable 'NOEQUALS'"),
-        (&["run", "-J", "allow.everything", "busybox", "true"], "unknown parameter 'allow.everything'"),
-        (&["run", "-n", "nosuchnet", "busybox", "true"], "no such network: nosuchnet"),
-        (&["start", "nosuchcontainer"], "no such container: nosuchcontainer"),
-        (&["exec", "nosuchcontainer", "true"], "no such container: nosuchcontainer"),
+        (
+            &["run", "-l", "bogus", "busybox", "true"],
+            "unknown network driver 'bogus'",
+        ),
+        (
+            &["run", "-p", "8080", "busybox"],
+            "cannot publish ports of a container using the 'host' network driver",
+        ),
+        (
+            &["run", "-l", "disabled", "-p", "80", "busybox"],
+            "cannot publish ports of a container using the 'disabled' network driver",
+        ),
+        (
+            &["run", "-l", "ipnet", "-p", "99999", "busybox"],
+            "invalid port spec '99999'",
+        ),
+        (
+            &["run", "-l", "ipnet", "-p", "80/sctp", "busybox"],
+            "invalid port spec '80/sctp'",
+        ),
+        (
+            &["run", "-e", "NOEQUALS", "busybox", "true"],
+            "invalid environment variable 'NOEQUALS'",
+        ),
+        (
+            &["run", "-J", "allow.everything", "busybox", "true"],
+            "unknown parameter 'allow.everything'",
+        ),
+        (
+            &["run", "-n", "nosuchnet", "busybox", "true"],
+            "no such network: nosuchnet",
+        ),
+        (
+            &["start", "nosuchcontainer"],
+            "no such container: nosuchcontainer",
+        ),
+        (
+            &["exec", "nosuchcontainer", "true"],
+            "no such container: nosuchcontainer",
+        ),
     ];
     for (args, message) in cases {
         let stderr = sb.fails(args, message);
-        assert_eq!(stderr.trim().lines().count(), 1, "one line for {args:?}: {stderr}");
+        assert_eq!(
+            stderr.trim().lines().count(),
+            1,
+            "one line for {args:?}: {stderr}"
+        );
     }
     assert_eq!(sb.container_count(), 0, "a refused request left a container");
     assert_eq!(std::fs::read_dir(sb.root.join("containers")).unwrap().count(), 0);
@@ -199,19 +315,46 @@ fn container_files_hostname_and_namespaces() {
     assert_eq!(sb.ok(&["start", "files"]).trim(), "files");
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     assert_eq!(sb.ok(&["run", "busybox", "cat", "/etc/resolv.conf"]), host_resolv);
-    assert_eq!(sb.ok(&["run", "--name", "named", "busybox", "hostname"]), "named\n");
+    assert_eq!(
+        sb.ok(&["run", "--name", "named", "busybox", "hostname"]),
+        "named\n"
+    );
     // Own mount namespace: the overlay root is not visible in the sandbox.
     let mounts = String::from_utf8_lossy(&sb.sh("cat /proc/mounts").stdout).into_owned();
-    assert!(!mounts.contains("overlay"), "overlay leaked into celld's mount namespace: {mounts}");
+    assert!(
+        !mounts.contains("overlay"),
+        "overlay leaked into celld's mount namespace: {mounts}"
+    );
     // A minimal /dev, /proc and /sys inside.
     let dev = sb.ok(&["run", "busybox", "ls", "/dev"]);
     for node in ["null", "zero", "urandom", "tty", "pts", "shm"] {
         assert!(dev.contains(node), "{dev}");
     }
-    assert_eq!(sb.ok(&["run", "busybox", "sh", "-c", "test -d /proc/self && test -d /sys/class && echo ok"]), "ok\n");
+    assert_eq!(
+        sb.ok(&[
+            "run",
+            "busybox",
+            "sh",
+            "-c",
+            "test -d /proc/self && test -d /sys/class && echo ok"
+        ]),
+        "ok\n"
+    );
     // Writes go to the container's upper layer, not to the image.
-    sb.ok(&["run", "--name", "writer", "busybox", "sh", "-c", "echo x > /written"]);
-    assert!(sb.ok(&["run", "busybox", "ls", "/"]).lines().all(|l| l != "written"));
+    sb.ok(&[
+        "run",
+        "--name",
+        "writer",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /written",
+    ]);
+    assert!(
+        sb.ok(&["run", "busybox", "ls", "/"])
+            .lines()
+            .all(|l| l != "written")
+    );
 }
 
 #[test]
@@ -224,5 +367,8 @@ fn prune_removes_only_stopped_containers() {
     let pruned = sb.ok(&["container", "prune"]);
     assert_eq!(pruned.lines().count(), 2, "{pruned}");
     let all = sb.ok(&["lsc", "-a"]);
-    assert!(all.contains("alive") && !all.contains("done1") && !all.contains("done2"), "{all}");
+    assert!(
+        all.contains("alive") && !all.contains("done1") && !all.contains("done2"),
+        "{all}"
+    );
 }

@@ -40,7 +40,10 @@ fn bad_request_bodies_are_400_with_a_message() {
     let mut response = String::new();
     s.read_to_string(&mut response).unwrap();
     assert!(response.starts_with("HTTP/1.1 400"), "{response}");
-    assert!(response.contains("\"message\":\"invalid request body"), "{response}");
+    assert!(
+        response.contains("\"message\":\"invalid request body"),
+        "{response}"
+    );
 }
 
 #[test]
@@ -50,12 +53,20 @@ fn a_second_celld_on_the_same_root_refuses_to_start() {
     let other_socket = sb.dir.path().join("other.sock");
     let out = sb
         .in_ns(CELLD)
-        .args(["--root", sb.root.to_str().unwrap(), "--socket", other_socket.to_str().unwrap()])
+        .args([
+            "--root",
+            sb.root.to_str().unwrap(),
+            "--socket",
+            other_socket.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("another celld is already running with root"), "{stderr}");
+    assert!(
+        stderr.contains("another celld is already running with root"),
+        "{stderr}"
+    );
     assert!(!other_socket.exists());
     // The first one still answers.
     sb.ok(&["lsc"]);
@@ -63,16 +74,29 @@ fn a_second_celld_on_the_same_root_refuses_to_start() {
 
 #[test]
 fn an_unreachable_daemon_is_named_in_one_line() {
-    let out = std::process::Command::new(CELL).args(["-H", "unix:///nonexistent/cell.sock", "lsc"]).output().unwrap();
+    let out = std::process::Command::new(CELL)
+        .args(["-H", "unix:///nonexistent/cell.sock", "lsc"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(125));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("cannot connect to celld at /nonexistent/cell.sock"), "{stderr}");
+    assert!(
+        stderr.contains("cannot connect to celld at /nonexistent/cell.sock"),
+        "{stderr}"
+    );
 
-    let out = std::process::Command::new(CELL).env("CELL_HOST", "unix:///elsewhere.sock").arg("lsc").output().unwrap();
+    let out = std::process::Command::new(CELL)
+        .env("CELL_HOST", "unix:///elsewhere.sock")
+        .arg("lsc")
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("/elsewhere.sock"));
 
-    let out = std::process::Command::new(CELL).args(["-H", "tcp://1.2.3.4:5", "lsc"]).output().unwrap();
+    let out = std::process::Command::new(CELL)
+        .args(["-H", "tcp://1.2.3.4:5", "lsc"])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid host 'tcp://1.2.3.4:5'"));
 }
 

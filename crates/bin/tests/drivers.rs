@@ -19,29 +19,54 @@ fn host_driver_shares_the_stack_but_cannot_change_it() {
     let sb = Sandbox::new();
     add_uplink(&sb);
     let links = sb.ok(&["run", "busybox", "ip", "-o", "addr"]);
-    assert!(links.contains("em0") && links.contains("198.51.100.2/24"), "{links}");
+    assert!(
+        links.contains("em0") && links.contains("198.51.100.2/24"),
+        "{links}"
+    );
     let container_view = sb.ok(&["run", "busybox", "ip", "-o", "link"]);
     let host_view = String::from_utf8_lossy(&sb.sh("ip -o link").stdout).into_owned();
     let names = |text: &str| -> Vec<String> {
-        text.lines().filter_map(|l| l.split(": ").nth(1)).map(|n| n.split('@').next().unwrap().to_string()).collect()
+        text.lines()
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|n| n.split('@').next().unwrap().to_string())
+            .collect()
     };
-    assert_eq!(names(&container_view), names(&host_view), "the host driver must see the host's links");
+    assert_eq!(
+        names(&container_view),
+        names(&host_view),
+        "the host driver must see the host's links"
+    );
 
     let out = sb.cell(&["run", "busybox", "ip", "addr", "add", "127.0.0.3/8", "dev", "lo"]);
     assert_ne!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"),
+        "{}",
+        describe(&out)
+    );
     let addrs = String::from_utf8_lossy(&sb.sh("ip -o addr show dev lo").stdout).into_owned();
-    assert!(!addrs.contains("127.0.0.3"), "the container changed the host: {addrs}");
+    assert!(
+        !addrs.contains("127.0.0.3"),
+        "the container changed the host: {addrs}"
+    );
 
-    sb.fails(&["run", "-p", "8080", "busybox"], "cannot publish ports of a container using the 'host' network driver");
+    sb.fails(
+        &["run", "-p", "8080", "busybox"],
+        "cannot publish ports of a container using the 'host' network driver",
+    );
 }
 
 #[test]
 fn network_inspect_host_lists_host_driver_containers() {
     require_root!();
     let sb = Sandbox::new();
-    let id = sb.ok(&["create", "--name", "test3", "busybox", "true"]).trim().to_string();
-    sb.ok(&["create", "--name", "isolated", "-l", "disabled", "busybox", "true"]);
+    let id = sb
+        .ok(&["create", "--name", "test3", "busybox", "true"])
+        .trim()
+        .to_string();
+    sb.ok(&[
+        "create", "--name", "isolated", "-l", "disabled", "busybox", "true",
+    ]);
     let v: serde_json::Value = serde_json::from_str(&sb.ok(&["network", "inspect", "host"])).unwrap();
     assert_eq!(v["network"]["name"], "host");
     assert_eq!(v["network"]["type"], "host");
@@ -62,8 +87,15 @@ fn disabled_driver_has_only_loopback() {
     assert_eq!(links.lines().count(), 1, "{links}");
     assert!(links.contains("lo:") && links.contains("UP"), "{links}");
     // Its own netns is removed when it stops.
-    sb.ok(&["run", "-d", "--name", "dis", "-l", "disabled", "busybox", "sleep", "100"]);
-    assert!(sb.root.join("netns").join(sb.inspect("dis")["container"]["id"].as_str().unwrap()).exists());
+    sb.ok(&[
+        "run", "-d", "--name", "dis", "-l", "disabled", "busybox", "sleep", "100",
+    ]);
+    assert!(
+        sb.root
+            .join("netns")
+            .join(sb.inspect("dis")["container"]["id"].as_str().unwrap())
+            .exists()
+    );
     sb.ok(&["stop", "-t", "0", "dis"]);
     assert_eq!(std::fs::read_dir(sb.root.join("netns")).unwrap().count(), 0);
 }
@@ -73,10 +105,38 @@ fn raw_sockets_are_off_unless_allowed() {
     require_root!();
     let sb = Sandbox::new();
     for driver in ["host", "disabled"] {
-        let out = sb.cell(&["run", "-l", driver, "busybox", "ping", "-c", "1", "-W", "1", "127.0.0.1"]);
+        let out = sb.cell(&[
+            "run",
+            "-l",
+            driver,
+            "busybox",
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "1",
+            "127.0.0.1",
+        ]);
         assert_ne!(out.status.code(), Some(0), "{driver}: {}", describe(&out));
-        assert!(String::from_utf8_lossy(&out.stderr).contains("permission denied"), "{driver}: {}", describe(&out));
-        let out = sb.cell(&["run", "-l", driver, "-J", "allow.raw_sockets", "busybox", "ping", "-c", "1", "-W", "2", "127.0.0.1"]);
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("permission denied"),
+            "{driver}: {}",
+            describe(&out)
+        );
+        let out = sb.cell(&[
+            "run",
+            "-l",
+            driver,
+            "-J",
+            "allow.raw_sockets",
+            "busybox",
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "2",
+            "127.0.0.1",
+        ]);
         assert_eq!(out.status.code(), Some(0), "{driver}: {}", describe(&out));
     }
 }

@@ -9,7 +9,16 @@ fn containers_outlive_a_killed_daemon() {
     require_root!();
     let mut sb = Sandbox::new();
     sb.ok(&["run", "-d", "--name", "survivor", "busybox", "sleep", "1000"]);
-    sb.ok(&["run", "-d", "--name", "shortlived", "busybox", "sh", "-c", "sleep 1; exit 5"]);
+    sb.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "shortlived",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1; exit 5",
+    ]);
     let pid = sb.inspect("survivor")["container"]["pid"].as_i64().unwrap();
 
     sb.kill_celld(libc::SIGKILL);
@@ -35,7 +44,16 @@ fn containers_outlive_a_killed_daemon() {
 fn a_gracefully_stopped_daemon_leaves_containers_running_and_watched() {
     require_root!();
     let mut sb = Sandbox::new();
-    sb.ok(&["run", "-d", "--name", "waiter", "busybox", "sh", "-c", "sleep 2; exit 9"]);
+    sb.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "waiter",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 2; exit 9",
+    ]);
     sb.kill_celld(libc::SIGTERM);
     assert!(!sb.socket.exists(), "celld left its socket behind");
     sb.start_celld();

@@ -8,7 +8,11 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 /// Checks one `KEY=VALUE` pair: the key must be non-empty and hold no `=`,
 /// white space or NUL.
 pub fn validate_env(pair: &str) -> Result<()> {
-    let bad = |why: &str| Err(CoreError::invalid(format!("invalid environment variable '{pair}': {why}")));
+    let bad = |why: &str| {
+        Err(CoreError::invalid(format!(
+            "invalid environment variable '{pair}': {why}"
+        )))
+    };
     let Some((key, value)) = pair.split_once('=') else {
         return bad("expected KEY=VALUE");
     };
@@ -43,7 +47,12 @@ mod tests {
         validate_env("A=").unwrap();
         validate_env("A=b=c").unwrap();
         for bad in ["A", "=1", "A B=1"] {
-            assert!(validate_env(bad).unwrap_err().message.contains(&format!("'{bad}'")));
+            assert!(
+                validate_env(bad)
+                    .unwrap_err()
+                    .message
+                    .contains(&format!("'{bad}'"))
+            );
         }
     }
 

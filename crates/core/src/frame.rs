@@ -61,8 +61,12 @@ pub fn read_frame(r: &mut impl Read) -> io::Result<Option<(FrameKind, Vec<u8>)>>
         Err(e) => return Err(e),
     }
     r.read_exact(&mut header[1..])?;
-    let kind = FrameKind::from_byte(header[0])
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("unknown frame kind {}", header[0])))?;
+    let kind = FrameKind::from_byte(header[0]).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("unknown frame kind {}", header[0]),
+        )
+    })?;
     let len = u32::from_be_bytes(header[1..].try_into().unwrap()) as usize;
     let mut payload = vec![0u8; len];
     r.read_exact(&mut payload)?;
@@ -88,7 +92,10 @@ mod tests {
         encode(FrameKind::Stderr, b"", &mut buf);
         buf.extend(exit_frame(-3));
         let mut r = &buf[..];
-        assert_eq!(read_frame(&mut r).unwrap(), Some((FrameKind::Stdout, b"hello".to_vec())));
+        assert_eq!(
+            read_frame(&mut r).unwrap(),
+            Some((FrameKind::Stdout, b"hello".to_vec()))
+        );
         assert_eq!(read_frame(&mut r).unwrap(), Some((FrameKind::Stderr, vec![])));
         let (kind, payload) = read_frame(&mut r).unwrap().unwrap();
         assert_eq!((kind, exit_code(&payload).unwrap()), (FrameKind::Exit, -3));

@@ -156,7 +156,12 @@ mod tests {
 
     #[test]
     fn drivers_round_trip() {
-        for d in [NetworkDriver::Host, NetworkDriver::Ipnet, NetworkDriver::Vnet, NetworkDriver::Disabled] {
+        for d in [
+            NetworkDriver::Host,
+            NetworkDriver::Ipnet,
+            NetworkDriver::Vnet,
+            NetworkDriver::Disabled,
+        ] {
             assert_eq!(d.as_str().parse::<NetworkDriver>().unwrap(), d);
             assert_eq!(serde_json::to_string(&d).unwrap(), format!("\"{d}\""));
         }

@@ -20,7 +20,9 @@ pub fn validate_param(param: &str) -> Result<()> {
         )));
     }
     parse_bool(value).map(|_| ()).ok_or_else(|| {
-        CoreError::invalid(format!("invalid value '{value}' of parameter '{key}' (expected true or false)"))
+        CoreError::invalid(format!(
+            "invalid value '{value}' of parameter '{key}' (expected true or false)"
+        ))
     })
 }
 
@@ -52,15 +54,28 @@ mod tests {
     fn known_params_only() {
         validate_param("allow.raw_sockets").unwrap();
         validate_param("allow.raw_sockets=false").unwrap();
-        assert!(validate_param("allow.mount").unwrap_err().message.contains("'allow.mount'"));
-        assert!(validate_param("allow.raw_sockets=maybe").unwrap_err().message.contains("'maybe'"));
+        assert!(
+            validate_param("allow.mount")
+                .unwrap_err()
+                .message
+                .contains("'allow.mount'")
+        );
+        assert!(
+            validate_param("allow.raw_sockets=maybe")
+                .unwrap_err()
+                .message
+                .contains("'maybe'")
+        );
     }
 
     #[test]
     fn last_setting_wins() {
         let p = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert!(is_enabled(&p(&["allow.raw_sockets"]), ALLOW_RAW_SOCKETS));
-        assert!(!is_enabled(&p(&["allow.raw_sockets", "allow.raw_sockets=0"]), ALLOW_RAW_SOCKETS));
+        assert!(!is_enabled(
+            &p(&["allow.raw_sockets", "allow.raw_sockets=0"]),
+            ALLOW_RAW_SOCKETS
+        ));
         assert!(!is_enabled(&p(&[]), ALLOW_RAW_SOCKETS));
     }
 }

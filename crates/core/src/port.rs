@@ -57,20 +57,28 @@ impl FromStr for PortSpec {
         let (rest, protocol) = match spec.rsplit_once('/') {
             Some((rest, "tcp")) => (rest, Protocol::Tcp),
             Some((rest, "udp")) => (rest, Protocol::Udp),
-            Some((_, other)) => return Err(bad(&format!("unknown protocol '{other}' (expected tcp or udp)"))),
+            Some((_, other)) => {
+                return Err(bad(&format!("unknown protocol '{other}' (expected tcp or udp)")));
+            }
             None => (spec, Protocol::Tcp),
         };
         // An IPv6 host address is written in brackets: [::1]:8080:80.
         let (host_ip, ports) = if let Some(after) = rest.strip_prefix('[') {
-            let (ip, ports) = after.split_once("]:").ok_or_else(|| bad("unclosed '[' around the host address"))?;
-            let ip = ip.parse().map_err(|_| bad(&format!("'{ip}' is not an IP address")))?;
+            let (ip, ports) = after
+                .split_once("]:")
+                .ok_or_else(|| bad("unclosed '[' around the host address"))?;
+            let ip = ip
+                .parse()
+                .map_err(|_| bad(&format!("'{ip}' is not an IP address")))?;
             (Some(ip), ports)
         } else {
             let parts: Vec<&str> = rest.split(':').collect();
             match parts.len() {
                 1 | 2 => (None, rest),
                 3 => {
-                    let ip = parts[0].parse().map_err(|_| bad(&format!("'{}' is not an IP address", parts[0])))?;
+                    let ip = parts[0]
+                        .parse()
+                        .map_err(|_| bad(&format!("'{}' is not an IP address", parts[0])))?;
                     (Some(ip), &rest[parts[0].len() + 1..])
                 }
                 _ => return Err(bad("too many ':'")),
@@ -89,7 +97,12 @@ impl FromStr for PortSpec {
                 (p, p)
             }
         };
-        Ok(Self { host_ip, host_port, container_port, protocol })
+        Ok(Self {
+            host_ip,
+            host_port,
+            container_port,
+            protocol,
+        })
     }
 }
 
@@ -100,9 +113,15 @@ mod tests {
     #[test]
     fn parses_all_forms() {
         let p: PortSpec = "8080".parse().unwrap();
-        assert_eq!((p.host_ip, p.host_port, p.container_port, p.protocol), (None, 8080, 8080, Protocol::Tcp));
+        assert_eq!(
+            (p.host_ip, p.host_port, p.container_port, p.protocol),
+            (None, 8080, 8080, Protocol::Tcp)
+        );
         let p: PortSpec = "8080:80/udp".parse().unwrap();
-        assert_eq!((p.host_port, p.container_port, p.protocol), (8080, 80, Protocol::Udp));
+        assert_eq!(
+            (p.host_port, p.container_port, p.protocol),
+            (8080, 80, Protocol::Udp)
+        );
         let p: PortSpec = "127.0.0.1:8080:80".parse().unwrap();
         assert_eq!(p.host_ip, Some("127.0.0.1".parse().unwrap()));
         let p: PortSpec = "[::1]:8080:80/tcp".parse().unwrap();
@@ -112,7 +131,17 @@ mod tests {
 
     #[test]
     fn refuses_malformed_specs() {
-        for bad in ["", "0", "70000", "80/sctp", "a:b", "1.2.3:80:80", "1:2:3:4", "[::1:80", "80:"] {
+        for bad in [
+            "",
+            "0",
+            "70000",
+            "80/sctp",
+            "a:b",
+            "1.2.3:80:80",
+            "1:2:3:4",
+            "[::1:80",
+            "80:",
+        ] {
             let err = bad.parse::<PortSpec>().unwrap_err();
             assert!(err.message.contains(&format!("'{bad}'")), "{bad}: {err}");
         }

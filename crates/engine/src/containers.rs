@@ -66,7 +66,11 @@ impl Engine {
             None if req.networks.is_empty() => NetworkDriver::Host,
             None => NetworkDriver::Ipnet,
         };
-        let ports = req.ports.iter().map(|p| p.parse::<PortSpec>()).collect::<Result<Vec<_>, _>>()?;
+        let ports = req
+            .ports
+            .iter()
+            .map(|p| p.parse::<PortSpec>())
+            .collect::<Result<Vec<_>, _>>()?;
         if !ports.is_empty() && !driver.can_publish_ports() {
             return Err(CoreError::invalid(format!(
                 "cannot publish ports of a container using the '{driver}' network driver"
@@ -97,7 +101,12 @@ impl Engine {
             }
             None => self.free_random_name()?,
         };
-        if self.store().container_by_name(&name).context(|| format!("failed to look up {name}"))?.is_some() {
+        if self
+            .store()
+            .container_by_name(&name)
+            .context(|| format!("failed to look up {name}"))?
+            .is_some()
+        {
             return Err(CoreError::conflict(format!("container name '{name}' is already in use")).into());
         }
         let image = self.image_for_run(&req.image)?;
@@ -105,7 +114,11 @@ impl Engine {
             id: new_id(),
             name: name.clone(),
             image_id: image.id,
-            cmd: if req.cmd.is_empty() { image.cmd } else { req.cmd.clone() },
+            cmd: if req.cmd.is_empty() {
+                image.cmd
+            } else {
+                req.cmd.clone()
+            },
             user: "root".into(),
             env: req.env.clone(),
             network_driver: driver,
@@ -120,7 +133,10 @@ impl Engine {
             if e.is_constraint_violation() {
                 CoreError::conflict(format!("container name '{name}' is already in use")).into()
             } else {
-                crate::EngineError::Store { context: format!("failed to record container {name}"), source: e }
+                crate::EngineError::Store {
+                    context: format!("failed to record container {name}"),
+                    source: e,
+                }
             }
         })?;
         Ok(container)
@@ -130,7 +146,11 @@ impl Engine {
         let store = self.store();
         for _ in 0..100 {
             let name = random_name();
-            if store.container_by_name(&name).context(|| "failed to pick a name".into())?.is_none() {
+            if store
+                .container_by_name(&name)
+                .context(|| "failed to pick a name".into())?
+                .is_none()
+            {
                 return Ok(name);
             }
         }
@@ -146,7 +166,9 @@ impl Engine {
         // Re-read under the lock: a concurrent start may have won.
         let container = self.find_container(&container.id)?;
         if container.running {
-            return Err(CoreError::conflict(format!("container '{}' is already running", container.name)).into());
+            return Err(
+                CoreError::conflict(format!("container '{}' is already running", container.name)).into(),
+            );
         }
         let image_rootfs = self.image_rootfs(&container.image_id);
         let dir = self.container_dir(&container.id);
@@ -162,7 +184,8 @@ impl Engine {
         let netns = if container.network_driver.has_own_netns() {
             let path = self.netns_path(&container.id);
             // A netns left by a container that died while celld was down.
-            cell_net::netns::delete_netns(&path).context(|| format!("failed to remove stale netns {}", path.display()))?;
+            cell_net::netns::delete_netns(&path)
+                .context(|| format!("failed to remove stale netns {}", path.display()))?;
             cell_net::netns::create_netns(&path)
                 .context(|| format!("failed to create the network namespace of {}", container.name))?;
             Some(path)
@@ -202,7 +225,11 @@ impl Engine {
                 return Err(e);
             }
         };
-        let record = ExecRecord { exec: exec.clone(), shim_pid: Some(started.shim_pid), pid: Some(started.pid) };
+        let record = ExecRecord {
+            exec: exec.clone(),
+            shim_pid: Some(started.shim_pid),
+            pid: Some(started.pid),
+        };
         self.store()
             .set_container_running(&container.id, started.pid, &record)
             .context(|| format!("failed to record the start of {}", container.name))?;
@@ -229,8 +256,13 @@ impl Engine {
 
     /// The running init exec of a container, if it runs.
     fn init_exec(&self, container_id: &str) -> Result<Option<ExecRecord>> {
-        let execs = self.store().running_execs().context(|| format!("failed to list execs of {container_id}"))?;
-        Ok(execs.into_iter().find(|r| r.exec.container_id == container_id && r.exec.is_init))
+        let execs = self
+            .store()
+            .running_execs()
+            .context(|| format!("failed to list execs of {container_id}"))?;
+        Ok(execs
+            .into_iter()
+            .find(|r| r.exec.container_id == container_id && r.exec.is_init))
     }
 
     /// Stops then starts a container.
@@ -264,21 +296,32 @@ impl Engine {
             .context(|| format!("failed to remove container {}", container.name))?;
         // The row is gone: from here on, leftovers are only disk space, so
         // keep going and log rather than fail half-way.
-        for path in exec_ids.iter().map(|id| self.exec_dir(id)).chain([self.container_dir(&container.id)]) {
-            if let Err(e) = std::fs::remove_dir_all(&path) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!("failed to remove {}: {e}", path.display());
-                }
+        for path in exec_ids
+            .iter()
+            .map(|id| self.exec_dir(id))
+            .chain([self.container_dir(&container.id)])
+        {
+            if let Err(e) = std::fs::remove_dir_all(&path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!("failed to remove {}: {e}", path.display());
             }
         }
         let _ = cell_net::netns::delete_netns(&self.netns_path(&container.id));
-        self.container_locks.lock().unwrap_or_else(|e| e.into_inner()).remove(&container.id);
+        self.container_locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&container.id);
         Ok(container)
     }
 
     /// Removes every stopped container; returns their ids.
     pub fn prune_containers(self: &Arc<Self>) -> Result<Vec<String>> {
-        let stopped: Vec<Container> = self.containers(true)?.into_iter().filter(|c| !c.running).collect();
+        let stopped: Vec<Container> = self
+            .containers(true)?
+            .into_iter()
+            .filter(|c| !c.running)
+            .collect();
         let mut removed = Vec::new();
         for c in stopped {
             match self.remove_container(&c.id, false) {
@@ -294,7 +337,10 @@ impl Engine {
 
     /// Containers, running ones only unless `all`.
     pub fn containers(&self, all: bool) -> Result<Vec<Container>> {
-        let list = self.store().containers().context(|| "failed to list containers".into())?;
+        let list = self
+            .store()
+            .containers()
+            .context(|| "failed to list containers".into())?;
         Ok(list.into_iter().filter(|c| all || c.running).collect())
     }
 

@@ -67,7 +67,10 @@ macro_rules! impl_context {
     ($error:ty, $variant:ident) => {
         impl<T> Context<T> for Result<T, $error> {
             fn context(self, context: impl FnOnce() -> String) -> Result<T, EngineError> {
-                self.map_err(|source| EngineError::$variant { context: context(), source })
+                self.map_err(|source| EngineError::$variant {
+                    context: context(),
+                    source,
+                })
             }
         }
     };

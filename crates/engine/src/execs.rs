@@ -63,8 +63,14 @@ impl Engine {
             target: Target::Exec { init_pid },
         };
         let started = self.spawn_exec(&spec)?;
-        let record = ExecRecord { exec: exec.clone(), shim_pid: Some(started.shim_pid), pid: Some(started.pid) };
-        self.store().insert_exec(&record).context(|| format!("failed to record exec {}", exec.id))?;
+        let record = ExecRecord {
+            exec: exec.clone(),
+            shim_pid: Some(started.shim_pid),
+            pid: Some(started.pid),
+        };
+        self.store()
+            .insert_exec(&record)
+            .context(|| format!("failed to record exec {}", exec.id))?;
         self.watch_exec(record);
         Ok(exec)
     }
@@ -75,17 +81,27 @@ impl Engine {
         let dir = self.exec_dir(&spec.exec_id);
         std::fs::create_dir_all(&dir).context(|| format!("failed to create {}", dir.display()))?;
         cell_runtime::shim::spawn_shim(&self.config.shim_exe, &dir, spec)
-            .map_err(|e| {
+            .inspect_err(|_| {
                 let _ = std::fs::remove_dir_all(&dir);
-                e
             })
-            .context(|| format!("failed to start {:?} in container {}", spec.args.join(" "), spec.container_id))
+            .context(|| {
+                format!(
+                    "failed to start {:?} in container {}",
+                    spec.args.join(" "),
+                    spec.container_id
+                )
+            })
     }
 
     /// The exec with this id.
     pub fn find_exec(&self, id: &str) -> Result<Exec> {
-        let record = self.store().exec(id).context(|| format!("failed to look up exec {id}"))?;
-        record.map(|r| r.exec).ok_or_else(|| CoreError::not_found("execution instance", id).into())
+        let record = self
+            .store()
+            .exec(id)
+            .context(|| format!("failed to look up exec {id}"))?;
+        record
+            .map(|r| r.exec)
+            .ok_or_else(|| CoreError::not_found("execution instance", id).into())
     }
 
     /// Where the output of exec `id` can be read now.
@@ -137,9 +153,12 @@ impl Engine {
                 tracing::info!(container = %exec.container_id, code, "container exited");
             }
             let netns = self.netns_path(&exec.container_id);
-            cell_net::netns::delete_netns(&netns).context(|| format!("failed to remove {}", netns.display()))?;
+            cell_net::netns::delete_netns(&netns)
+                .context(|| format!("failed to remove {}", netns.display()))?;
         } else {
-            self.store().set_exec_exited(&exec.id, code).context(|| format!("failed to record exec {}", exec.id))?;
+            self.store()
+                .set_exec_exited(&exec.id, code)
+                .context(|| format!("failed to record exec {}", exec.id))?;
         }
         Ok(())
     }
@@ -198,7 +217,13 @@ fn signal(pidfd: Option<&OwnedFd>, pid: i32, sig: i32) {
     match pidfd {
         // SAFETY: pidfd_send_signal with a valid pidfd, no siginfo, no flags.
         Some(fd) => unsafe {
-            libc::syscall(libc::SYS_pidfd_send_signal, fd.as_raw_fd(), sig, std::ptr::null::<u8>(), 0);
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                fd.as_raw_fd(),
+                sig,
+                std::ptr::null::<u8>(),
+                0,
+            );
         },
         // SAFETY: kill has no memory-safety preconditions.
         None => unsafe {
@@ -220,10 +245,17 @@ fn wait_for_exit(pid: i32, timeout: Option<Duration>) {
     let deadline = timeout.map(|t| Instant::now() + t);
     loop {
         let ms = match deadline {
-            Some(d) => d.saturating_duration_since(Instant::now()).as_millis().min(i32::MAX as u128) as i32,
+            Some(d) => d
+                .saturating_duration_since(Instant::now())
+                .as_millis()
+                .min(i32::MAX as u128) as i32,
             None => -1,
         };
-        let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: one valid pollfd for the duration of the call.
         let n = unsafe { libc::poll(&mut pfd, 1, ms) };
         if n > 0 || (n == 0 && deadline.is_some()) {

@@ -34,7 +34,9 @@ impl Engine {
     pub fn import_image(&self, name: &str, path: &Path) -> Result<Image> {
         validate_name("image", name)?;
         if !path.is_absolute() {
-            return Err(CoreError::invalid(format!("image path '{}' is not absolute", path.display())).into());
+            return Err(
+                CoreError::invalid(format!("image path '{}' is not absolute", path.display())).into(),
+            );
         }
         if !path.exists() {
             return Err(CoreError::invalid(format!("image path '{}' does not exist", path.display())).into());
@@ -51,13 +53,20 @@ impl Engine {
             cell_runtime::image::import_rootfs(path, dest).map_err(|e| {
                 // The runtime checks tarballs after unpacking: what it refuses
                 // there is the user's input, not a system failure.
-                CoreError::invalid(format!("failed to import image {name} from {}: {e}", path.display())).into()
+                CoreError::invalid(format!(
+                    "failed to import image {name} from {}: {e}",
+                    path.display()
+                ))
+                .into()
             })
         })
     }
 
     fn ensure_image_name_free(&self, name: &str) -> Result<()> {
-        let taken = self.store().image_by_name_or_id(name).context(|| format!("failed to look up image {name}"))?;
+        let taken = self
+            .store()
+            .image_by_name_or_id(name)
+            .context(|| format!("failed to look up image {name}"))?;
         match taken {
             Some(_) => Err(CoreError::conflict(format!("image name '{name}' is already in use")).into()),
             None => Ok(()),
@@ -66,8 +75,19 @@ impl Engine {
 
     /// Makes the rootfs with `build`, then records the image; the rootfs is
     /// removed again if recording fails, so nothing is left half-made.
-    fn add_image(&self, name: &str, source: String, build: impl FnOnce(&Path) -> Result<()>) -> Result<Image> {
-        let image = Image { id: new_id(), name: name.to_string(), source, cmd: vec!["/bin/sh".into()], created: now() };
+    fn add_image(
+        &self,
+        name: &str,
+        source: String,
+        build: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<Image> {
+        let image = Image {
+            id: new_id(),
+            name: name.to_string(),
+            source,
+            cmd: vec!["/bin/sh".into()],
+            created: now(),
+        };
         let dir = self.image_dir(&image.id);
         std::fs::create_dir_all(&dir).context(|| format!("failed to create {}", dir.display()))?;
         let result = build(&self.image_rootfs(&image.id)).and_then(|()| {
@@ -76,7 +96,10 @@ impl Engine {
                 if e.is_constraint_violation() {
                     CoreError::conflict(format!("image name '{name}' is already in use")).into()
                 } else {
-                    crate::EngineError::Store { context: format!("failed to record image {name}"), source: e }
+                    crate::EngineError::Store {
+                        context: format!("failed to record image {name}"),
+                        source: e,
+                    }
                 }
             })
         });
@@ -100,7 +123,9 @@ impl Engine {
     pub fn remove_image(&self, reference: &str) -> Result<Image> {
         let image = self.find_image(reference)?;
         let store = self.store();
-        let users = store.containers_of_image(&image.id).context(|| format!("failed to remove image {reference}"))?;
+        let users = store
+            .containers_of_image(&image.id)
+            .context(|| format!("failed to remove image {reference}"))?;
         if !users.is_empty() {
             return Err(CoreError::conflict(format!(
                 "image '{}' is used by containers: {}",
@@ -109,7 +134,9 @@ impl Engine {
             ))
             .into());
         }
-        store.delete_image(&image.id).context(|| format!("failed to remove image {reference}"))?;
+        store
+            .delete_image(&image.id)
+            .context(|| format!("failed to remove image {reference}"))?;
         drop(store);
         let dir = self.image_dir(&image.id);
         std::fs::remove_dir_all(&dir).context(|| format!("failed to remove {}", dir.display()))?;

@@ -52,7 +52,11 @@ impl Engine {
         }
         let db = config.root.join("cell.db");
         let store = Store::open(&db).context(|| format!("failed to open the store {}", db.display()))?;
-        let engine = Arc::new(Self { config, store: Mutex::new(store), container_locks: Mutex::default() });
+        let engine = Arc::new(Self {
+            config,
+            store: Mutex::new(store),
+            container_locks: Mutex::default(),
+        });
         engine.reconcile()?;
         Ok(engine)
     }
@@ -93,9 +97,15 @@ impl Engine {
     /// whose supervisor still runs are watched again, the others get their
     /// exit code recorded (they ended while `celld` was down).
     fn reconcile(self: &Arc<Self>) -> Result<()> {
-        let running = self.store().running_execs().context(|| "failed to list running execs".into())?;
+        let running = self
+            .store()
+            .running_execs()
+            .context(|| "failed to list running execs".into())?;
         for record in running {
-            if record.shim_pid.is_some_and(|pid| execs::is_our_shim(pid, &self.exec_dir(&record.exec.id))) {
+            if record
+                .shim_pid
+                .is_some_and(|pid| execs::is_our_shim(pid, &self.exec_dir(&record.exec.id)))
+            {
                 self.watch_exec(record);
             } else {
                 tracing::info!(exec = %record.exec.id, "exec ended while celld was down");

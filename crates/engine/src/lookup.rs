@@ -1,10 +1,10 @@
 //! Finding objects by name, id or unambiguous id prefix.
 
-use crate::error::{Context, Result};
 use crate::Engine;
+use crate::error::{Context, Result};
+use cell_core::CoreError;
 use cell_core::ids::is_id_prefix;
 use cell_core::model::{Container, Image};
-use cell_core::CoreError;
 
 /// Picks the one id among `ids`, or says why there is none.
 fn single(what: &str, reference: &str, ids: Vec<String>) -> Result<String> {
@@ -37,7 +37,10 @@ impl Engine {
             Vec::new()
         };
         let id = single("container", reference, ids)?;
-        store.container(&id).context(context)?.ok_or_else(|| CoreError::not_found("container", reference).into())
+        store
+            .container(&id)
+            .context(context)?
+            .ok_or_else(|| CoreError::not_found("container", reference).into())
     }
 
     /// The image named `reference`, or whose id is or starts with it.
@@ -50,8 +53,15 @@ impl Engine {
         if let Some(image) = store.image_by_name_or_id(name).context(context)? {
             return Ok(image);
         }
-        let ids = if is_id_prefix(name) { store.image_ids_with_prefix(name).context(context)? } else { Vec::new() };
+        let ids = if is_id_prefix(name) {
+            store.image_ids_with_prefix(name).context(context)?
+        } else {
+            Vec::new()
+        };
         let id = single("image", reference, ids)?;
-        store.image_by_name_or_id(&id).context(context)?.ok_or_else(|| CoreError::not_found("image", reference).into())
+        store
+            .image_by_name_or_id(&id)
+            .context(context)?
+            .ok_or_else(|| CoreError::not_found("image", reference).into())
     }
 }

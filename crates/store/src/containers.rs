@@ -141,28 +141,43 @@ impl Store {
     fn query_container(&self, condition: &str, value: &str) -> Result<Option<Container>> {
         let row = self
             .conn
-            .query_row(&format!("SELECT {COLUMNS} FROM containers WHERE {condition}"), [value], container_row)
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM containers WHERE {condition}"),
+                [value],
+                container_row,
+            )
             .optional()?;
         row.map(ContainerRow::into_container).transpose()
     }
 
     /// Ids of the containers whose id starts with `prefix`.
     pub fn container_ids_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
-        let mut stmt = self.conn.prepare("SELECT id FROM containers WHERE substr(id, 1, length(?1)) = ?1")?;
-        Ok(stmt.query_map([prefix], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?)
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM containers WHERE substr(id, 1, length(?1)) = ?1")?;
+        Ok(stmt
+            .query_map([prefix], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?)
     }
 
     /// All containers, newest first.
     pub fn containers(&self) -> Result<Vec<Container>> {
-        let mut stmt = self.conn.prepare(&format!("SELECT {COLUMNS} FROM containers ORDER BY created DESC"))?;
-        let rows = stmt.query_map([], container_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {COLUMNS} FROM containers ORDER BY created DESC"))?;
+        let rows = stmt
+            .query_map([], container_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.into_iter().map(ContainerRow::into_container).collect()
     }
 
     /// Records that the container's init runs as `pid`, and its init exec.
     pub fn set_container_running(&mut self, id: &str, pid: i32, init: &ExecRecord) -> Result<()> {
         let tx = self.conn.transaction()?;
-        tx.execute("UPDATE containers SET running = 1, pid = ?2, exit_code = NULL WHERE id = ?1", params![id, pid])?;
+        tx.execute(
+            "UPDATE containers SET running = 1, pid = ?2, exit_code = NULL WHERE id = ?1",
+            params![id, pid],
+        )?;
         insert_exec(&tx, init)?;
         tx.commit()?;
         Ok(())
@@ -196,16 +211,23 @@ impl Store {
     pub fn exec(&self, id: &str) -> Result<Option<ExecRecord>> {
         let row = self
             .conn
-            .query_row(&format!("SELECT {EXEC_COLUMNS} FROM execs WHERE id = ?1"), [id], exec_row)
+            .query_row(
+                &format!("SELECT {EXEC_COLUMNS} FROM execs WHERE id = ?1"),
+                [id],
+                exec_row,
+            )
             .optional()?;
         row.map(exec_from_row).transpose()
     }
 
     /// The execs that have not been seen to exit.
     pub fn running_execs(&self) -> Result<Vec<ExecRecord>> {
-        let mut stmt =
-            self.conn.prepare(&format!("SELECT {EXEC_COLUMNS} FROM execs WHERE exit_code IS NULL ORDER BY created"))?;
-        let rows = stmt.query_map([], exec_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {EXEC_COLUMNS} FROM execs WHERE exit_code IS NULL ORDER BY created"
+        ))?;
+        let rows = stmt
+            .query_map([], exec_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.into_iter().map(exec_from_row).collect()
     }
 
@@ -216,8 +238,12 @@ impl Store {
 
     /// Ids of the container's execs, for removing their state.
     pub fn exec_ids_of_container(&self, container_id: &str) -> Result<Vec<String>> {
-        let mut stmt = self.conn.prepare("SELECT id FROM execs WHERE container_id = ?1")?;
-        Ok(stmt.query_map([container_id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?)
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM execs WHERE container_id = ?1")?;
+        Ok(stmt
+            .query_map([container_id], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?)
     }
 }
 

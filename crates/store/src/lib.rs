@@ -69,3 +69,125 @@ fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>> {
 fn format_time(t: &chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cell_core::model::{Container, Exec, Image, NetworkDriver};
+
+    fn image() -> Image {
+        Image {
+            id: "aaaaaaaaaaaa".into(),
+            name: "busybox".into(),
+            source: "test".into(),
+            cmd: vec!["/bin/sh".into()],
+            created: chrono::Utc::now(),
+        }
+    }
+
+    fn container(id: &str, name: &str) -> Container {
+        Container {
+            id: id.into(),
+            name: name.into(),
+            image_id: "aaaaaaaaaaaa".into(),
+            cmd: vec!["true".into()],
+            user: "root".into(),
+            env: vec!["A=1".into()],
+            network_driver: NetworkDriver::Disabled,
+            public_ports: vec![],
+            params: vec!["allow.raw_sockets".into()],
+            created: chrono::Utc::now(),
+            running: false,
+            pid: None,
+            exit_code: None,
+        }
+    }
+
+    #[test]
+    fn migrations_are_idempotent() {
+        let dir = std::env::temp_dir().join(format!("cell-store-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("cell.db");
+        drop(Store::open(&db).unwrap());
+        let store = Store::open(&db).unwrap();
+        let version: i64 = store
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version as usize, migrations::latest_version());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn containers_round_trip_and_names_are_unique() {
+        let store = Store::open_in_memory().unwrap();
+        store.insert_image(&image()).unwrap();
+        let c = container("0123456789ab", "web");
+        store.insert_container(&c).unwrap();
+        assert_eq!(
+            store
+                .container_by_name("web")
+                .unwrap()
+                .unwrap()
+                .created
+                .timestamp_micros(),
+            c.created.timestamp_micros()
+        );
+        let mut back = store.container("0123456789ab").unwrap().unwrap();
+        back.created = c.created;
+        assert_eq!(back, c);
+        let err = store
+            .insert_container(&container("ba9876543210", "web"))
+            .unwrap_err();
+        assert!(err.is_constraint_violation(), "{err}");
+        assert_eq!(
+            store.container_ids_with_prefix("01").unwrap(),
+            vec!["0123456789ab"]
+        );
+        assert!(store.container_ids_with_prefix("ff").unwrap().is_empty());
+        // An image in use cannot be deleted.
+        assert!(store.delete_image("aaaaaaaaaaaa").is_err());
+        assert_eq!(store.containers_of_image("aaaaaaaaaaaa").unwrap(), vec!["web"]);
+    }
+
+    #[test]
+    fn exits_are_recorded_once() {
+        let mut store = Store::open_in_memory().unwrap();
+        store.insert_image(&image()).unwrap();
+        store.insert_container(&container("0123456789ab", "web")).unwrap();
+        let init = ExecRecord {
+            exec: Exec {
+                id: "eeeeeeeeeeee".into(),
+                container_id: "0123456789ab".into(),
+                cmd: vec!["true".into()],
+                is_init: true,
+                created: chrono::Utc::now(),
+                exit_code: None,
+            },
+            shim_pid: Some(10),
+            pid: Some(11),
+        };
+        store.set_container_running("0123456789ab", 11, &init).unwrap();
+        assert_eq!(store.running_execs().unwrap().len(), 1);
+        assert!(
+            store
+                .set_container_stopped("0123456789ab", "eeeeeeeeeeee", 3)
+                .unwrap()
+        );
+        assert!(
+            !store
+                .set_container_stopped("0123456789ab", "eeeeeeeeeeee", 4)
+                .unwrap()
+        );
+        let c = store.container("0123456789ab").unwrap().unwrap();
+        assert_eq!((c.running, c.pid, c.exit_code), (false, None, Some(3)));
+        assert!(store.running_execs().unwrap().is_empty());
+        assert_eq!(
+            store.exec("eeeeeeeeeeee").unwrap().unwrap().exec.exit_code,
+            Some(3)
+        );
+        // Removing the container removes its execs.
+        assert!(store.delete_container("0123456789ab").unwrap());
+        assert!(store.exec("eeeeeeeeeeee").unwrap().is_none());
+    }
+}

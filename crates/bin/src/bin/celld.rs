@@ -12,7 +12,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
-#[command(name = "celld", version, about = "cell's daemon: owns containers, images and networks")]
+#[command(
+    name = "celld",
+    version,
+    about = "cell's daemon: owns containers, images and networks"
+)]
 struct Args {
     /// State directory.
     #[arg(long)]
@@ -51,7 +55,10 @@ fn main() {
         // Before any thread exists: the supervisor forks and unshares.
         cell_runtime::shim::shim_main(state_dir);
     }
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
     if let Err(e) = run(args) {
         eprintln!("celld: {e:#}");
         std::process::exit(1);
@@ -61,16 +68,28 @@ fn main() {
 fn run(args: Args) -> Result<()> {
     let config = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config {}", path.display()))?;
             toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))?
         }
         None => Config::default(),
     };
-    let root = args.root.or(config.root).unwrap_or_else(|| "/var/lib/cell".into());
-    let socket = args.socket.or(config.socket).unwrap_or_else(|| "/run/cell/celld.sock".into());
-    let busybox = args.busybox.or(config.busybox).unwrap_or_else(|| "/bin/busybox".into());
+    let root = args
+        .root
+        .or(config.root)
+        .unwrap_or_else(|| "/var/lib/cell".into());
+    let socket = args
+        .socket
+        .or(config.socket)
+        .unwrap_or_else(|| "/run/cell/celld.sock".into());
+    let busybox = args
+        .busybox
+        .or(config.busybox)
+        .unwrap_or_else(|| "/bin/busybox".into());
     std::fs::create_dir_all(&root).with_context(|| format!("cannot create root {}", root.display()))?;
-    let root = root.canonicalize().with_context(|| format!("cannot resolve root {}", root.display()))?;
+    let root = root
+        .canonicalize()
+        .with_context(|| format!("cannot resolve root {}", root.display()))?;
     let _lock = lock_root(&root)?;
 
     let engine = cell_engine::Engine::open(cell_engine::EngineConfig {
@@ -121,12 +140,18 @@ async fn serve(engine: std::sync::Arc<cell_engine::Engine>, socket: &Path) -> Re
         }
         _ => {}
     }
-    let listener =
-        tokio::net::UnixListener::bind(socket).with_context(|| format!("cannot listen on {}", socket.display()))?;
+    let listener = tokio::net::UnixListener::bind(socket)
+        .with_context(|| format!("cannot listen on {}", socket.display()))?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))
         .with_context(|| format!("cannot set the mode of {}", socket.display()))?;
-    tracing::info!("celld listening on {} with root {}", socket.display(), engine.root().display());
-    axum::serve(listener, cell_api::router(engine)).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!(
+        "celld listening on {} with root {}",
+        socket.display(),
+        engine.root().display()
+    );
+    axum::serve(listener, cell_api::router(engine))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     let _ = std::fs::remove_file(socket);
     tracing::info!("celld stopped; containers keep running");
     Ok(())

@@ -63,9 +63,21 @@ impl Sandbox {
 
     /// A sandbox whose celld is not started yet.
     pub fn without_celld() -> Self {
-        let dir = tempfile::Builder::new().prefix("cell-test-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("cell-test-")
+            .tempdir()
+            .expect("tempdir");
         let unshare = Command::new("unshare")
-            .args(["--net", "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private", "--"])
+            .args([
+                "--net",
+                "--mount",
+                "--pid",
+                "--fork",
+                "--mount-proc",
+                "--propagation",
+                "private",
+                "--",
+            ])
             .args(["sh", "-c", "ip link set lo up && exec sleep 1000000"])
             .stdin(Stdio::null())
             .stderr(Stdio::null())
@@ -76,11 +88,19 @@ impl Sandbox {
         wait_until("the sandbox", Duration::from_secs(10), || {
             holder = children(unshare_pid).first().copied().unwrap_or(0);
             holder != 0
-                && std::fs::read_to_string(format!("/proc/{holder}/cmdline")).is_ok_and(|c| c.starts_with("sleep"))
+                && std::fs::read_to_string(format!("/proc/{holder}/cmdline"))
+                    .is_ok_and(|c| c.starts_with("sleep"))
         });
         let root = dir.path().join("root");
         let socket = dir.path().join("celld.sock");
-        Self { dir, unshare, holder, celld: None, socket, root }
+        Self {
+            dir,
+            unshare,
+            holder,
+            celld: None,
+            socket,
+            root,
+        }
     }
 
     /// A command run inside the sandbox's namespaces.
@@ -92,7 +112,10 @@ impl Sandbox {
 
     /// Runs a shell command inside the sandbox.
     pub fn sh(&self, script: &str) -> Output {
-        self.in_ns("sh").args(["-c", script]).output().expect("nsenter sh")
+        self.in_ns("sh")
+            .args(["-c", script])
+            .output()
+            .expect("nsenter sh")
     }
 
     /// Starts celld in the sandbox and waits for its socket.
@@ -105,7 +128,12 @@ impl Sandbox {
             .unwrap();
         let child = self
             .in_ns(CELLD)
-            .args(["--root", self.root.to_str().unwrap(), "--socket", self.socket.to_str().unwrap()])
+            .args([
+                "--root",
+                self.root.to_str().unwrap(),
+                "--socket",
+                self.socket.to_str().unwrap(),
+            ])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -130,7 +158,9 @@ impl Sandbox {
         unsafe { libc::kill(pid as i32, signal) };
         let mut nsenter = self.celld.take().unwrap();
         let _ = nsenter.wait();
-        wait_until("celld to exit", Duration::from_secs(10), || !Path::new(&format!("/proc/{pid}")).exists());
+        wait_until("celld to exit", Duration::from_secs(10), || {
+            !Path::new(&format!("/proc/{pid}")).exists()
+        });
     }
 
     /// `cell -H unix://SOCKET ARGS...`.
@@ -147,7 +177,12 @@ impl Sandbox {
     /// Runs `cell` and asserts it succeeded; returns its stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.cell(args);
-        assert!(out.status.success(), "cell {args:?} failed: {}\n{}", describe(&out), self.celld_log());
+        assert!(
+            out.status.success(),
+            "cell {args:?} failed: {}\n{}",
+            describe(&out),
+            self.celld_log()
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -156,8 +191,16 @@ impl Sandbox {
     pub fn fails(&self, args: &[&str], needle: &str) -> String {
         let out = self.cell(args);
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(!out.status.success(), "cell {args:?} should have failed: {}", describe(&out));
-        assert!(stderr.contains(needle), "cell {args:?}: stderr lacks {needle:?}: {}", describe(&out));
+        assert!(
+            !out.status.success(),
+            "cell {args:?} should have failed: {}",
+            describe(&out)
+        );
+        assert!(
+            stderr.contains(needle),
+            "cell {args:?}: stderr lacks {needle:?}: {}",
+            describe(&out)
+        );
         stderr
     }
 
@@ -175,11 +218,18 @@ impl Sandbox {
     pub fn http_get(&self, path: &str) -> (String, String) {
         use std::io::{Read, Write};
         let mut s = std::os::unix::net::UnixStream::connect(&self.socket).unwrap();
-        write!(s, "GET {path} HTTP/1.1\r\nHost: celld\r\nConnection: close\r\n\r\n").unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: celld\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
         let mut response = String::new();
         s.read_to_string(&mut response).unwrap();
         let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-        (head.lines().next().unwrap_or_default().to_string(), body.to_string())
+        (
+            head.lines().next().unwrap_or_default().to_string(),
+            body.to_string(),
+        )
     }
 
     /// Whether `pid` (as celld sees it, in the sandbox's pid namespace) runs.

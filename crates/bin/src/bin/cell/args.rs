@@ -4,10 +4,20 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "cell", version, about = "cell: containers on Linux namespaces, networked like FreeBSD jails")]
+#[command(
+    name = "cell",
+    version,
+    about = "cell: containers on Linux namespaces, networked like FreeBSD jails"
+)]
 pub struct Cli {
     /// The daemon's socket, as unix:///PATH.
-    #[arg(short = 'H', long = "host", env = "CELL_HOST", default_value = "unix:///run/cell/celld.sock", global = true)]
+    #[arg(
+        short = 'H',
+        long = "host",
+        env = "CELL_HOST",
+        default_value = "unix:///run/cell/celld.sock",
+        global = true
+    )]
     pub host: String,
     #[command(subcommand)]
     pub command: Command,

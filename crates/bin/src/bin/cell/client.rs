@@ -44,7 +44,12 @@ impl Client {
     async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Response<Incoming>> {
         let stream = tokio::net::UnixStream::connect(&self.socket)
             .await
-            .with_context(|| format!("cannot connect to celld at {} (is celld running?)", self.socket.display()))?;
+            .with_context(|| {
+                format!(
+                    "cannot connect to celld at {} (is celld running?)",
+                    self.socket.display()
+                )
+            })?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(connection);
         let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
@@ -54,7 +59,10 @@ impl Client {
             .header("host", "celld")
             .header("content-type", "application/json")
             .body(Full::new(body))?;
-        sender.send_request(request).await.with_context(|| format!("request to celld failed: {path}"))
+        sender
+            .send_request(request)
+            .await
+            .with_context(|| format!("request to celld failed: {path}"))
     }
 
     /// Sends a request and returns the JSON answer, or the daemon's error.
@@ -73,7 +81,9 @@ impl Client {
 
     /// Streams an exec's output to our stdout and stderr; returns its exit code.
     pub async fn attach(&self, exec_id: &str) -> Result<i32> {
-        let response = self.send(Method::GET, &format!("/execs/{exec_id}/attach"), None).await?;
+        let response = self
+            .send(Method::GET, &format!("/execs/{exec_id}/attach"), None)
+            .await?;
         if !response.status().is_success() {
             let bytes = response.into_body().collect().await?.to_bytes();
             let value: Value = serde_json::from_slice(&bytes).unwrap_or_default();

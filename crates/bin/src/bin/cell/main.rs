@@ -19,7 +19,10 @@ const CELL_FAILED: i32 = 125;
 
 fn main() {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     let code = runtime.block_on(async {
         match run(cli).await {
             Ok(code) => code,
@@ -45,7 +48,9 @@ fn id_of(value: &Value) -> String {
 fn seg(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => (b as char).to_string(),
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -56,11 +61,19 @@ async fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Image(cmd) => image(client, cmd).await,
         Command::Network(NetworkCommand::Inspect { network }) => {
-            print_json(&client.call(Method::GET, &format!("/networks/{}", seg(&network)), None).await?);
+            print_json(
+                &client
+                    .call(Method::GET, &format!("/networks/{}", seg(&network)), None)
+                    .await?,
+            );
             Ok(0)
         }
         Command::Container(ContainerCommand::Inspect { container }) | Command::Inspect { container } => {
-            print_json(&client.call(Method::GET, &format!("/containers/{}", seg(&container)), None).await?);
+            print_json(
+                &client
+                    .call(Method::GET, &format!("/containers/{}", seg(&container)), None)
+                    .await?,
+            );
             Ok(0)
         }
         Command::Container(ContainerCommand::Prune) => {
@@ -71,9 +84,14 @@ async fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Container(ContainerCommand::Ls { all }) | Command::Lsc { all } => {
-            let containers = client.call(Method::GET, &format!("/containers?all={all}"), None).await?;
+            let containers = client
+                .call(Method::GET, &format!("/containers?all={all}"), None)
+                .await?;
             let images = client.call(Method::GET, "/images", None).await?;
-            let (c, i) = (containers.as_array().cloned().unwrap_or_default(), images.as_array().cloned().unwrap_or_default());
+            let (c, i) = (
+                containers.as_array().cloned().unwrap_or_default(),
+                images.as_array().cloned().unwrap_or_default(),
+            );
             println!("{}", output::containers_table(&c, &i, chrono::Utc::now()));
             Ok(0)
         }
@@ -84,7 +102,9 @@ async fn run(cli: Cli) -> Result<i32> {
         Command::Run(args) => {
             let id = create(client, &args.create).await?;
             eprintln!("{id}");
-            let exec = client.call(Method::POST, &format!("/containers/{id}/start"), None).await?;
+            let exec = client
+                .call(Method::POST, &format!("/containers/{id}/start"), None)
+                .await?;
             let exec_id = id_of(&exec);
             eprintln!("created execution instance {exec_id}");
             if args.detach {
@@ -96,7 +116,9 @@ async fn run(cli: Cli) -> Result<i32> {
         }
         Command::Start { containers } => {
             each(&containers, |c| async move {
-                let exec = client.call(Method::POST, &format!("/containers/{}/start", seg(&c)), None).await?;
+                let exec = client
+                    .call(Method::POST, &format!("/containers/{}/start", seg(&c)), None)
+                    .await?;
                 println!("{c}");
                 eprintln!("created execution instance {}", id_of(&exec));
                 Ok(())
@@ -105,7 +127,13 @@ async fn run(cli: Cli) -> Result<i32> {
         }
         Command::Stop(args) => {
             each(&args.containers, |c| async move {
-                client.call(Method::POST, &format!("/containers/{}/stop?timeout={}", seg(&c), args.time), None).await?;
+                client
+                    .call(
+                        Method::POST,
+                        &format!("/containers/{}/stop?timeout={}", seg(&c), args.time),
+                        None,
+                    )
+                    .await?;
                 println!("{c}");
                 Ok(())
             })
@@ -114,7 +142,11 @@ async fn run(cli: Cli) -> Result<i32> {
         Command::Restart(args) => {
             each(&args.containers, |c| async move {
                 let exec = client
-                    .call(Method::POST, &format!("/containers/{}/restart?timeout={}", seg(&c), args.time), None)
+                    .call(
+                        Method::POST,
+                        &format!("/containers/{}/restart?timeout={}", seg(&c), args.time),
+                        None,
+                    )
                     .await?;
                 println!("{c}");
                 eprintln!("created execution instance {}", id_of(&exec));
@@ -124,7 +156,13 @@ async fn run(cli: Cli) -> Result<i32> {
         }
         Command::Rm { force, containers } => {
             each(&containers, |c| async move {
-                client.call(Method::DELETE, &format!("/containers/{}?force={force}", seg(&c)), None).await?;
+                client
+                    .call(
+                        Method::DELETE,
+                        &format!("/containers/{}?force={force}", seg(&c)),
+                        None,
+                    )
+                    .await?;
                 println!("{c}");
                 Ok(())
             })
@@ -132,7 +170,13 @@ async fn run(cli: Cli) -> Result<i32> {
         }
         Command::Exec(args) => {
             let body = json!({ "cmd": args.cmd, "env": args.env });
-            let exec = client.call(Method::POST, &format!("/containers/{}/exec", seg(&args.container)), Some(&body)).await?;
+            let exec = client
+                .call(
+                    Method::POST,
+                    &format!("/containers/{}/exec", seg(&args.container)),
+                    Some(&body),
+                )
+                .await?;
             let exec_id = id_of(&exec);
             eprintln!("created execution instance {exec_id}");
             if args.detach {
@@ -189,7 +233,9 @@ async fn image(client: &Client, cmd: ImageCommand) -> Result<i32> {
         ImageCommand::Create { kind: _, name } => {
             let name = name.unwrap_or_else(|| "busybox".into());
             eprintln!("building image {name} from the host's static busybox...");
-            let image = client.call(Method::POST, "/images", Some(&json!({ "name": name }))).await?;
+            let image = client
+                .call(Method::POST, "/images", Some(&json!({ "name": name })))
+                .await?;
             eprintln!("image {name} created");
             println!("{}", id_of(&image));
         }
@@ -197,18 +243,36 @@ async fn image(client: &Client, cmd: ImageCommand) -> Result<i32> {
             // The daemon resolves paths on its side: send an absolute one.
             let path = std::path::absolute(&path).unwrap_or(path);
             eprintln!("importing image {name} from {}...", path.display());
-            let image = client.call(Method::POST, "/images", Some(&json!({ "name": name, "path": path }))).await?;
+            let image = client
+                .call(
+                    Method::POST,
+                    "/images",
+                    Some(&json!({ "name": name, "path": path })),
+                )
+                .await?;
             println!("{}", id_of(&image));
         }
         ImageCommand::Ls => {
             let images = client.call(Method::GET, "/images", None).await?;
-            println!("{}", output::images_table(images.as_array().map(Vec::as_slice).unwrap_or_default(), chrono::Utc::now()));
+            println!(
+                "{}",
+                output::images_table(
+                    images.as_array().map(Vec::as_slice).unwrap_or_default(),
+                    chrono::Utc::now()
+                )
+            );
         }
         ImageCommand::Inspect { image } => {
-            print_json(&client.call(Method::GET, &format!("/images/{}", seg(&image)), None).await?);
+            print_json(
+                &client
+                    .call(Method::GET, &format!("/images/{}", seg(&image)), None)
+                    .await?,
+            );
         }
         ImageCommand::Rm { image } => {
-            let removed = client.call(Method::DELETE, &format!("/images/{}", seg(&image)), None).await?;
+            let removed = client
+                .call(Method::DELETE, &format!("/images/{}", seg(&image)), None)
+                .await?;
             println!("{}", id_of(&removed));
         }
     }

@@ -43,17 +43,34 @@ fn text(v: &Value) -> String {
 
 /// The `lsc` table from the containers and images the daemon listed.
 pub fn containers_table(containers: &[Value], images: &[Value], now: DateTime<Utc>) -> String {
-    let image_names: HashMap<String, String> =
-        images.iter().map(|i| (text(&i["id"]), text(&i["name"]))).collect();
-    let mut table = table(&["CONTAINER ID", "NAME", "IMAGE", "COMMAND", "CREATED", "STATUS", "PID"]);
+    let image_names: HashMap<String, String> = images
+        .iter()
+        .map(|i| (text(&i["id"]), text(&i["name"])))
+        .collect();
+    let mut table = table(&[
+        "CONTAINER ID",
+        "NAME",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PID",
+    ]);
     for c in containers {
         let image_id = text(&c["image_id"]);
-        let cmd: Vec<String> = c["cmd"].as_array().map(|a| a.iter().map(text).collect()).unwrap_or_default();
+        let cmd: Vec<String> = c["cmd"]
+            .as_array()
+            .map(|a| a.iter().map(text).collect())
+            .unwrap_or_default();
         let created = text(&c["created"])
             .parse::<DateTime<Utc>>()
             .map(|t| ago(t, now))
             .unwrap_or_default();
-        let status = if c["running"] == Value::Bool(true) { "running" } else { "stopped" };
+        let status = if c["running"] == Value::Bool(true) {
+            "running"
+        } else {
+            "stopped"
+        };
         table.add_row(vec![
             text(&c["id"]),
             text(&c["name"]),
@@ -71,8 +88,16 @@ pub fn containers_table(containers: &[Value], images: &[Value], now: DateTime<Ut
 pub fn images_table(images: &[Value], now: DateTime<Utc>) -> String {
     let mut table = table(&["IMAGE ID", "NAME", "SOURCE", "CREATED"]);
     for i in images {
-        let created = text(&i["created"]).parse::<DateTime<Utc>>().map(|t| ago(t, now)).unwrap_or_default();
-        table.add_row(vec![text(&i["id"]), text(&i["name"]), text(&i["source"]), created]);
+        let created = text(&i["created"])
+            .parse::<DateTime<Utc>>()
+            .map(|t| ago(t, now))
+            .unwrap_or_default();
+        table.add_row(vec![
+            text(&i["id"]),
+            text(&i["name"]),
+            text(&i["source"]),
+            created,
+        ]);
     }
     table.to_string()
 }
@@ -103,7 +128,18 @@ mod tests {
         })];
         let images = vec![serde_json::json!({"id": "11370bfb4a88", "name": "busybox"})];
         let out = containers_table(&containers, &images, Utc::now());
-        for word in ["CONTAINER ID", "PID", "f455de07ac84", "hungry_knuth", "busybox", "host freebsd.org", "2 hours ago", "running", "42", "─"] {
+        for word in [
+            "CONTAINER ID",
+            "PID",
+            "f455de07ac84",
+            "hungry_knuth",
+            "busybox",
+            "host freebsd.org",
+            "2 hours ago",
+            "running",
+            "42",
+            "─",
+        ] {
             assert!(out.contains(word), "{word} missing from\n{out}");
         }
     }

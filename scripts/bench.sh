@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Benchmark: the median wall time of `cell run busybox true` and of
+# `cell exec` into a running container, over RUNS runs (default 50), with a
+# release build, in a sandbox namespace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -z "${CELL_SANDBOXED:-}" ]; then
+    bash scripts/install-deps.sh
+    cargo build --release --quiet
+fi
+export CELL_BIN=$PWD/target/release
+source scripts/sandbox.sh
+start_celld
+RUNS=${RUNS:-50}
+cell() { "$CELL_BIN/cell" "$@"; }
+
+# Prints the median, in milliseconds, of RUNS timings of the command.
+median_ms() {
+    local times=()
+    for _ in $(seq "$RUNS"); do
+        local start end
+        start=$(date +%s%N)
+        "$@" >/dev/null 2>&1
+        end=$(date +%s%N)
+        times+=($(( (end - start) / 1000 )))
+    done
+    printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; printf "%.2f", m / 1000}'
+}
+
+cell image create busybox >/dev/null 2>&1
+cell run -d --name bench busybox sleep 100000 >/dev/null 2>&1
+echo "runs: $RUNS"
+echo "cell run busybox true:     median $(median_ms cell run busybox true) ms"
+echo "cell exec bench true:      median $(median_ms cell exec bench true) ms"

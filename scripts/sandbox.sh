@@ -1,0 +1,20 @@
+# Sourced by the demo and the benchmark: re-runs the calling script inside a
+# fresh network, mount and pid namespace, so that everything it creates
+# (links, tables, mounts, processes) dies with it and the machine's own
+# network is never touched.
+if [ -z "${CELL_SANDBOXED:-}" ]; then
+    export CELL_SANDBOXED=1
+    exec unshare --net --mount --pid --fork --mount-proc --propagation private -- bash "$0" "$@"
+fi
+ip link set lo up
+
+# Starts celld on a temporary root; sets CELL_HOST and CELLD_PID.
+start_celld() {
+    CELL_TMP=$(mktemp -d /tmp/cell-XXXXXX)
+    trap 'kill $CELLD_PID 2>/dev/null; rm -rf "$CELL_TMP"' EXIT
+    "$CELL_BIN/celld" --root "$CELL_TMP/root" --socket "$CELL_TMP/celld.sock" 2>"$CELL_TMP/celld.log" &
+    CELLD_PID=$!
+    export CELL_HOST="unix://$CELL_TMP/celld.sock"
+    for _ in $(seq 200); do [ -S "$CELL_TMP/celld.sock" ] && return 0; sleep 0.05; done
+    echo "celld did not start:" >&2; cat "$CELL_TMP/celld.log" >&2; exit 1
+}
