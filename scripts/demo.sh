@@ -11,11 +11,11 @@ export CELL_BIN=$PWD/target/release
 source scripts/sandbox.sh
 
 # "The internet": a namespace at 198.51.100.1 behind the sandbox's em0.
-ip netns add upstream 2>/dev/null || true
+ip netns add upstream
 ip link add em0 type veth peer name uplink netns upstream
 ip addr add 198.51.100.2/24 dev em0 && ip link set em0 up
 ip -n upstream addr add 198.51.100.1/24 dev uplink && ip -n upstream link set uplink up && ip -n upstream link set lo up
-trap 'ip netns del upstream 2>/dev/null' EXIT
+on_exit 'ip netns del upstream'
 start_celld
 cell() { "$CELL_BIN/cell" "$@"; }
 say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }

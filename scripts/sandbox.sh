@@ -7,11 +7,20 @@ if [ -z "${CELL_SANDBOXED:-}" ]; then
     exec unshare --net --mount --pid --fork --mount-proc --propagation private -- bash "$0" "$@"
 fi
 ip link set lo up
+# `ip netns` keeps its names in /run/netns, which is shared with the
+# machine: give the sandbox a private one.
+mkdir -p /run/netns && mount -t tmpfs cell-sandbox-netns /run/netns
+
+# Commands run at exit, in order (scripts add theirs with on_exit).
+CELL_ON_EXIT=()
+on_exit() { CELL_ON_EXIT+=("$1"); }
+run_exit_handlers() { for h in "${CELL_ON_EXIT[@]}"; do eval "$h" || true; done; }
+trap run_exit_handlers EXIT
 
 # Starts celld on a temporary root; sets CELL_HOST and CELLD_PID.
 start_celld() {
     CELL_TMP=$(mktemp -d /tmp/cell-XXXXXX)
-    trap 'kill $CELLD_PID 2>/dev/null; rm -rf "$CELL_TMP"' EXIT
+    on_exit 'kill $CELLD_PID 2>/dev/null; rm -rf "$CELL_TMP"'
     "$CELL_BIN/celld" --root "$CELL_TMP/root" --socket "$CELL_TMP/celld.sock" 2>"$CELL_TMP/celld.log" &
     CELLD_PID=$!
     export CELL_HOST="unix://$CELL_TMP/celld.sock"
