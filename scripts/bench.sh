@@ -4,11 +4,6 @@
 # release build, in a sandbox namespace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ -z "${CELL_SANDBOXED:-}" ]; then
-    bash scripts/install-deps.sh
-    cargo build --release --quiet
-fi
-export CELL_BIN=$PWD/target/release
 source scripts/sandbox.sh
 start_celld
 RUNS=${RUNS:-50}

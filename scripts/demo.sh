@@ -3,11 +3,6 @@
 # mode) on Linux, in a sandbox namespace with a simulated uplink `em0`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ -z "${CELL_SANDBOXED:-}" ]; then
-    bash scripts/install-deps.sh
-    cargo build --release --quiet
-fi
-export CELL_BIN=$PWD/target/release
 source scripts/sandbox.sh
 
 # "The internet": a namespace at 198.51.100.1 behind the sandbox's em0.

@@ -1,8 +1,12 @@
-# Sourced by the demo and the benchmark: re-runs the calling script inside a
-# fresh network, mount and pid namespace, so that everything it creates
-# (links, tables, mounts, processes) dies with it and the machine's own
-# network is never touched.
+# Sourced by the demo and the benchmark, from the repository's top: installs
+# what is needed and builds the release binaries, then re-runs the calling
+# script inside a fresh network, mount and pid namespace, so that everything
+# it creates (links, tables, mounts, processes) dies with it and the
+# machine's own network is never touched.
+export CELL_BIN=$PWD/target/release
 if [ -z "${CELL_SANDBOXED:-}" ]; then
+    bash scripts/install-deps.sh
+    cargo build --release --quiet
     export CELL_SANDBOXED=1
     exec unshare --net --mount --pid --fork --mount-proc --propagation private -- bash "$0" "$@"
 fi

@@ -20,7 +20,7 @@ pub async fn attach(State(engine): State<Arc<Engine>>, Path(id): Path<String>) -
     let lookup = Arc::clone(&engine);
     let source = tokio::task::spawn_blocking(move || lookup.output_source(&id))
         .await
-        .map_err(|e| ApiError::bad_request(format!("attach failed: {e}")))??;
+        .map_err(|e| ApiError::internal(format!("attach failed: {e}")))??;
     let log = match source {
         OutputSource::Live(socket) => match tokio::net::UnixStream::connect(&socket).await {
             Ok(stream) => return Ok(framed(Body::from_stream(ReaderStream::new(stream)))),

@@ -32,6 +32,14 @@ impl ApiError {
         }
     }
 
+    /// A failure of the daemon itself.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: message.into(),
+        }
+    }
+
     /// A malformed request body or query.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self {

@@ -25,11 +25,7 @@ async fn blocking<T: serde::Serialize + Send + 'static>(
 ) -> ApiResult {
     let value = tokio::task::spawn_blocking(move || f(&engine))
         .await
-        .map_err(|e| {
-            ApiError::from(EngineError::User(cell_core::CoreError::internal(format!(
-                "task failed: {e}"
-            ))))
-        })??;
+        .map_err(|e| ApiError::internal(format!("task failed: {e}")))??;
     Ok(Json(serde_json::to_value(value).expect("API types serialize")))
 }
 

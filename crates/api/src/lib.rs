@@ -15,7 +15,6 @@ pub use error::ApiError;
 
 use axum::Router;
 use axum::routing::{get, post};
-
 use cell_engine::Engine;
 use std::sync::Arc;
 

@@ -4,12 +4,12 @@
 use crate::error::{Context, Result};
 use crate::{Engine, now};
 use cell_core::CoreError;
-use cell_core::env::{process_env, validate_env};
+use cell_core::env::validate_env;
 use cell_core::ids::{new_id, random_name, validate_name};
 use cell_core::model::{Container, Exec, NetworkDriver};
-use cell_core::params::{ALLOW_RAW_SOCKETS, is_enabled, validate_param};
+use cell_core::params::validate_param;
 use cell_core::port::PortSpec;
-use cell_runtime::spec::{ProcessSpec, RootfsSpec, Target};
+use cell_runtime::spec::{RootfsSpec, Target};
 use cell_store::ExecRecord;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -200,21 +200,13 @@ impl Engine {
             created: now(),
             exit_code: None,
         };
-        let spec = ProcessSpec {
-            exec_id: exec.id.clone(),
-            container_id: container.id.clone(),
-            args: container.cmd.clone(),
-            env: process_env(&container.env, &[]),
-            cwd: "/".into(),
-            keep_net_admin: container.network_driver.keeps_net_admin(),
-            keep_net_raw: is_enabled(&container.params, ALLOW_RAW_SOCKETS),
-            target: Target::Init {
-                rootfs,
-                hostname: container.name.clone(),
-                netns: netns.clone(),
-                files: container_files(&container),
-            },
+        let target = Target::Init {
+            rootfs,
+            hostname: container.name.clone(),
+            netns: netns.clone(),
+            files: container_files(&container),
         };
+        let spec = crate::execs::process_spec(&container, &exec, &[], target);
         let started = self.spawn_exec(&spec);
         let started = match started {
             Ok(started) => started,
@@ -256,13 +248,9 @@ impl Engine {
 
     /// The running init exec of a container, if it runs.
     fn init_exec(&self, container_id: &str) -> Result<Option<ExecRecord>> {
-        let execs = self
-            .store()
-            .running_execs()
-            .context(|| format!("failed to list execs of {container_id}"))?;
-        Ok(execs
-            .into_iter()
-            .find(|r| r.exec.container_id == container_id && r.exec.is_init))
+        self.store()
+            .running_init_exec(container_id)
+            .context(|| format!("failed to find the init of {container_id}"))
     }
 
     /// Stops then starts a container.

@@ -6,7 +6,7 @@ use crate::{Engine, now};
 use cell_core::CoreError;
 use cell_core::env::{process_env, validate_env};
 use cell_core::ids::new_id;
-use cell_core::model::Exec;
+use cell_core::model::{Container, Exec};
 use cell_core::params::{ALLOW_RAW_SOCKETS, is_enabled};
 use cell_runtime::spec::{ProcessSpec, Target};
 use cell_store::ExecRecord;
@@ -52,16 +52,7 @@ impl Engine {
             created: now(),
             exit_code: None,
         };
-        let spec = ProcessSpec {
-            exec_id: exec.id.clone(),
-            container_id: container.id.clone(),
-            args: cmd.to_vec(),
-            env: process_env(&container.env, env),
-            cwd: "/".into(),
-            keep_net_admin: container.network_driver.keeps_net_admin(),
-            keep_net_raw: is_enabled(&container.params, ALLOW_RAW_SOCKETS),
-            target: Target::Exec { init_pid },
-        };
+        let spec = process_spec(&container, &exec, env, Target::Exec { init_pid });
         let started = self.spawn_exec(&spec)?;
         let record = ExecRecord {
             exec: exec.clone(),
@@ -178,6 +169,26 @@ impl Engine {
             }
         }
         self.record_exit(record)
+    }
+}
+
+/// What the supervisor of `exec` runs: the same environment and the same
+/// rights for a container's init and for every exec in it.
+pub(crate) fn process_spec(
+    container: &Container,
+    exec: &Exec,
+    exec_env: &[String],
+    target: Target,
+) -> ProcessSpec {
+    ProcessSpec {
+        exec_id: exec.id.clone(),
+        container_id: container.id.clone(),
+        args: exec.cmd.clone(),
+        env: process_env(&container.env, exec_env),
+        cwd: "/".into(),
+        keep_net_admin: container.network_driver.keeps_net_admin(),
+        keep_net_raw: is_enabled(&container.params, ALLOW_RAW_SOCKETS),
+        target,
     }
 }
 

@@ -231,6 +231,21 @@ impl Store {
         rows.into_iter().map(exec_from_row).collect()
     }
 
+    /// The container's init exec, if it has not been seen to exit.
+    pub fn running_init_exec(&self, container_id: &str) -> Result<Option<ExecRecord>> {
+        let row = self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT {EXEC_COLUMNS} FROM execs WHERE container_id = ?1 AND is_init = 1 AND exit_code IS NULL"
+                ),
+                [container_id],
+                exec_row,
+            )
+            .optional()?;
+        row.map(exec_from_row).transpose()
+    }
+
     /// Records an exec's exit code; false if it was already recorded.
     pub fn set_exec_exited(&self, id: &str, exit_code: i32) -> Result<bool> {
         set_exec_exited(&self.conn, id, exit_code)

@@ -169,6 +169,15 @@ mod tests {
         };
         store.set_container_running("0123456789ab", 11, &init).unwrap();
         assert_eq!(store.running_execs().unwrap().len(), 1);
+        // Timestamps are stored to the microsecond, so compare what identifies it.
+        let found = store
+            .running_init_exec("0123456789ab")
+            .unwrap()
+            .expect("running init");
+        assert_eq!(
+            (found.exec.id.as_str(), found.shim_pid, found.pid),
+            ("eeeeeeeeeeee", Some(10), Some(11))
+        );
         assert!(
             store
                 .set_container_stopped("0123456789ab", "eeeeeeeeeeee", 3)
@@ -182,6 +191,7 @@ mod tests {
         let c = store.container("0123456789ab").unwrap().unwrap();
         assert_eq!((c.running, c.pid, c.exit_code), (false, None, Some(3)));
         assert!(store.running_execs().unwrap().is_empty());
+        assert_eq!(store.running_init_exec("0123456789ab").unwrap(), None);
         assert_eq!(
             store.exec("eeeeeeeeeeee").unwrap().unwrap().exec.exit_code,
             Some(3)

@@ -105,14 +105,10 @@ async fn run(cli: Cli) -> Result<i32> {
             let exec = client
                 .call(Method::POST, &format!("/containers/{id}/start"), None)
                 .await?;
-            let exec_id = id_of(&exec);
-            eprintln!("created execution instance {exec_id}");
-            if args.detach {
-                return Ok(0);
-            }
-            let code = client.attach(&exec_id).await?;
-            eprintln!("executable {exec_id} and its container exited with exit-code {code}");
-            Ok(code)
+            follow(client, &exec, args.detach, |exec_id, code| {
+                format!("executable {exec_id} and its container exited with exit-code {code}")
+            })
+            .await
         }
         Command::Start { containers } => {
             each(&containers, |c| async move {
@@ -177,16 +173,30 @@ async fn run(cli: Cli) -> Result<i32> {
                     Some(&body),
                 )
                 .await?;
-            let exec_id = id_of(&exec);
-            eprintln!("created execution instance {exec_id}");
-            if args.detach {
-                return Ok(0);
-            }
-            let code = client.attach(&exec_id).await?;
-            eprintln!("{exec_id} has exited with exit-code {code}");
-            Ok(code)
+            follow(client, &exec, args.detach, |exec_id, code| {
+                format!("{exec_id} has exited with exit-code {code}")
+            })
+            .await
         }
     }
+}
+
+/// Announces a started exec as Kleene does; unless `detach`, streams its
+/// output and reports its end with `exit_line`, returning its exit code.
+async fn follow(
+    client: &Client,
+    exec: &Value,
+    detach: bool,
+    exit_line: impl Fn(&str, i32) -> String,
+) -> Result<i32> {
+    let exec_id = id_of(exec);
+    eprintln!("created execution instance {exec_id}");
+    if detach {
+        return Ok(0);
+    }
+    let code = client.attach(&exec_id).await?;
+    eprintln!("{}", exit_line(&exec_id, code));
+    Ok(code)
 }
 
 /// Runs `f` for each name, reporting every failure and going on; fails at
