@@ -214,6 +214,17 @@ pub enum NetError {
         /// The rejected text.
         text: String,
     },
+    /// Writing a sysctl under `/proc/sys` failed.
+    #[error("failed to set sysctl {key} to {value}")]
+    Sysctl {
+        /// The key as a path under `/proc/sys`, e.g. `net/ipv4/ip_forward`.
+        key: String,
+        /// The value that was written.
+        value: String,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
     /// An injected failure of a fake (`FakeLinks`, `FakeFirewall`).
     #[error("injected failure of call {call}")]
     Injected {

@@ -26,6 +26,7 @@
 
 #![deny(missing_docs)]
 
+pub mod driver;
 pub mod error;
 pub mod links;
 pub mod mac;
@@ -33,6 +34,7 @@ pub mod netlink;
 pub mod netns;
 pub mod nft;
 pub mod ruleset;
+pub mod sysctl;
 
 pub use error::{NetError, NetlinkError, Result};
 pub use links::{FakeLinks, LinkInfo, LinkOp, Links};
@@ -40,3 +42,4 @@ pub use mac::MacAddr;
 pub use netlink::NetlinkLinks;
 pub use netns::{create_netns, delete_netns, in_netns};
 pub use nft::{FakeFirewall, Firewall, Nft};
+pub use sysctl::{FakeSysctl, ProcSysctl, Sysctl};

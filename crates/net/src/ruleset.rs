@@ -402,6 +402,11 @@ fn bridge_table() -> Vec<Value> {
 /// not cut while the daemon reconciles. If a new version changes a set's
 /// type, `add set` fails: apply [`delete_tables`] first.
 pub fn base_ruleset() -> Value {
+    batch(base_commands())
+}
+
+/// The commands of [`base_ruleset`], to combine with others in one batch.
+pub fn base_commands() -> Vec<Value> {
     let mut cmds = Vec::new();
     for (family, body) in [(FAMILY_INET, inet_table()), (FAMILY_BRIDGE, bridge_table())] {
         let table = json!({"family": family, "name": TABLE});
@@ -409,11 +414,16 @@ pub fn base_ruleset() -> Value {
         cmds.push(json!({"flush": {"table": table}}));
         cmds.extend(body);
     }
-    batch(cmds)
+    cmds
 }
 
 /// The batch that removes both of cell's tables; succeeds if they are gone.
 pub fn delete_tables() -> Value {
+    batch(delete_table_commands())
+}
+
+/// The commands of [`delete_tables`], to combine with others in one batch.
+pub fn delete_table_commands() -> Vec<Value> {
     let mut cmds = Vec::new();
     for family in [FAMILY_INET, FAMILY_BRIDGE] {
         let table = json!({"family": family, "name": TABLE});
@@ -421,7 +431,7 @@ pub fn delete_tables() -> Value {
         cmds.push(json!({"add": {"table": table.clone()}}));
         cmds.push(json!({"delete": {"table": table}}));
     }
-    batch(cmds)
+    cmds
 }
 
 /// One element of one of cell's sets.

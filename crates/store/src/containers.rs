@@ -189,8 +189,12 @@ impl Store {
     pub fn set_container_stopped(&mut self, id: &str, init_exec: &str, exit_code: i32) -> Result<bool> {
         let tx = self.conn.transaction()?;
         let changed = tx.execute(
-            "UPDATE containers SET running = 0, pid = NULL, exit_code = ?2 WHERE id = ?1 AND running = 1",
-            params![id, exit_code],
+            // Only while this init is the container's live one: a late
+            // report of a previous run's exit must not stop the next run.
+            "UPDATE containers SET running = 0, pid = NULL, exit_code = ?2
+             WHERE id = ?1 AND running = 1 AND EXISTS (
+                 SELECT 1 FROM execs WHERE id = ?3 AND container_id = ?1 AND exit_code IS NULL)",
+            params![id, exit_code, init_exec],
         )? > 0;
         set_exec_exited(&tx, init_exec, exit_code)?;
         tx.commit()?;

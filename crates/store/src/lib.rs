@@ -1,8 +1,9 @@
 //! cell-store: cell's persistent state in SQLite.
 //!
 //! The store records what cell intends: images, containers, their execution
-//! instances (and, later, networks and address leases). It knows nothing of
-//! the kernel; the engine makes the kernel match it. Each method is one
+//! instances, networks and the endpoints that attach containers to them (the
+//! endpoints are also the address leases). It knows nothing of the kernel;
+//! the engine makes the kernel match it. Each method is one
 //! transaction, so a crash never leaves half a change. The schema is built
 //! by numbered migrations ([`migrations`]) tracked with `PRAGMA user_version`.
 
@@ -11,6 +12,7 @@ pub use containers::ExecRecord;
 mod error;
 mod images;
 pub mod migrations;
+mod networks;
 
 pub use error::StoreError;
 
@@ -75,7 +77,7 @@ mod tests {
     use super::*;
     use cell_core::model::{Container, Exec, Image, NetworkDriver};
 
-    fn image() -> Image {
+    pub(crate) fn image() -> Image {
         Image {
             id: "aaaaaaaaaaaa".into(),
             name: "busybox".into(),
@@ -85,7 +87,7 @@ mod tests {
         }
     }
 
-    fn container(id: &str, name: &str) -> Container {
+    pub(crate) fn container(id: &str, name: &str) -> Container {
         Container {
             id: id.into(),
             name: name.into(),

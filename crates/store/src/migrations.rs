@@ -41,6 +41,39 @@ const MIGRATIONS: &[&str] = &[
         exit_code INTEGER
     );
     CREATE INDEX execs_by_container ON execs(container_id);",
+    // 2: networks and the endpoints that attach containers to them. The
+    // UNIQUE address constraints are the leases: even if the engine's IPAM
+    // had a bug, two endpoints could never hold one address in a network.
+    // SQLite lets a UNIQUE column hold many NULLs, so endpoints without an
+    // address (no IPv6, say) never clash.
+    "CREATE TABLE networks (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        type TEXT NOT NULL,
+        interface TEXT NOT NULL UNIQUE,
+        subnet TEXT,
+        subnet6 TEXT,
+        gateway TEXT,
+        gateway6 TEXT,
+        nat TEXT,
+        icc INTEGER NOT NULL,
+        internal INTEGER NOT NULL,
+        antispoof INTEGER NOT NULL,
+        created TEXT NOT NULL
+    );
+    CREATE TABLE endpoints (
+        id TEXT PRIMARY KEY,
+        network_id TEXT NOT NULL REFERENCES networks(id) ON DELETE CASCADE,
+        container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+        epair TEXT,
+        ip_address TEXT,
+        ip_address6 TEXT,
+        mac TEXT,
+        UNIQUE (network_id, container_id),
+        UNIQUE (network_id, ip_address),
+        UNIQUE (network_id, ip_address6)
+    );
+    CREATE INDEX endpoints_by_container ON endpoints(container_id);",
 ];
 
 /// Brings the schema up to the latest version, in one transaction.
@@ -58,4 +91,33 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
 /// The schema version the code expects.
 pub fn latest_version() -> usize {
     MIGRATIONS.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Store;
+    use crate::tests::{container, image};
+
+    /// A database left by a cell that knew only migration 1 keeps its rows
+    /// and gains the network tables.
+    #[test]
+    fn version_1_database_is_upgraded() {
+        let old = Store::open_in_memory().unwrap();
+        old.insert_image(&image()).unwrap();
+        old.insert_container(&container("0123456789ab", "web")).unwrap();
+        // Rewind the schema to version 1, as an older cell left it.
+        let mut conn = old.conn;
+        conn.execute_batch("DROP TABLE endpoints; DROP TABLE networks; PRAGMA user_version = 1;")
+            .unwrap();
+
+        migrate(&mut conn).unwrap();
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version as usize, latest_version());
+        assert_eq!(latest_version(), 2);
+        let store = Store { conn };
+        assert!(store.container_by_name("web").unwrap().is_some());
+        assert_eq!(store.images().unwrap().len(), 1);
+        assert!(store.networks().unwrap().is_empty());
+    }
 }

@@ -1,0 +1,62 @@
+//! Kernel parameters under `/proc/sys/net`: forwarding, and proxy ARP on
+//! the host ends of routed veths. [`Sysctl`] is the seam; [`ProcSysctl`]
+//! writes the real files, [`FakeSysctl`] records.
+//!
+//! `/proc/sys/net` shows the network namespace of the thread that opens
+//! the file, so [`ProcSysctl`] acts on the namespace of its caller: `celld`
+//! calls it from threads that stay in the host's namespace.
+
+use crate::error::{NetError, Result};
+use std::sync::Mutex;
+
+/// Sets kernel parameters. Keys are paths under `/proc/sys` with `/` as the
+/// separator (interface names may contain dots, so dotted keys would be
+/// ambiguous).
+pub trait Sysctl: Send + Sync {
+    /// Writes `value` to `key`.
+    fn set(&self, key: &str, value: &str) -> Result<()>;
+}
+
+/// The real [`Sysctl`]: writes `/proc/sys/KEY`.
+#[derive(Debug, Default)]
+pub struct ProcSysctl;
+
+impl Sysctl for ProcSysctl {
+    fn set(&self, key: &str, value: &str) -> Result<()> {
+        let path = format!("/proc/sys/{key}");
+        // Skip the write when the value is already there: writing
+        // `ip_forward` resets every interface's forwarding flag, and a
+        // read is cheaper than a write anyway.
+        if std::fs::read_to_string(&path).is_ok_and(|current| current.trim() == value) {
+            return Ok(());
+        }
+        std::fs::write(&path, value).map_err(|source| NetError::Sysctl {
+            key: key.to_string(),
+            value: value.to_string(),
+            source,
+        })
+    }
+}
+
+/// A recording [`Sysctl`] for plan tests.
+#[derive(Debug, Default)]
+pub struct FakeSysctl {
+    writes: Mutex<Vec<(String, String)>>,
+}
+
+impl FakeSysctl {
+    /// The `(key, value)` pairs written so far, in order.
+    pub fn writes(&self) -> Vec<(String, String)> {
+        self.writes.lock().unwrap().clone()
+    }
+}
+
+impl Sysctl for FakeSysctl {
+    fn set(&self, key: &str, value: &str) -> Result<()> {
+        self.writes
+            .lock()
+            .unwrap()
+            .push((key.to_string(), value.to_string()));
+        Ok(())
+    }
+}
