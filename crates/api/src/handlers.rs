@@ -7,6 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use cell_engine::containers::{CreateContainer, DEFAULT_STOP_TIMEOUT};
+use cell_engine::networks::{ConnectRequest, CreateNetwork, DisconnectRequest};
 use cell_engine::{Engine, EngineError};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -165,13 +166,42 @@ pub async fn inspect_exec(State(engine): Shared, Path(id): Path<String>) -> ApiR
     blocking(engine, move |e| e.find_exec(&id)).await
 }
 
-pub async fn inspect_network(State(engine): Shared, Path(reference): Path<String>) -> ApiResult {
-    blocking(engine, move |e| {
-        if reference == "host" {
-            e.inspect_host_network()
-        } else {
-            Err(cell_core::CoreError::not_found("network", &reference).into())
-        }
+pub async fn list_networks(State(engine): Shared) -> ApiResult {
+    blocking(engine, |e| e.networks()).await
+}
+
+pub async fn create_network(State(engine): Shared, body: Bytes) -> Result<impl IntoResponse, ApiError> {
+    let req: CreateNetwork = parse(&body)?;
+    let created = blocking(engine, move |e| e.create_network(&req)).await?;
+    Ok((StatusCode::CREATED, created))
+}
+
+pub async fn prune_networks(State(engine): Shared) -> ApiResult {
+    blocking(engine, |e| {
+        e.prune_networks().map(|removed| json!({ "removed": removed }))
     })
     .await
+}
+
+/// `GET /networks/{reference}`; the engine answers `host` itself.
+pub async fn inspect_network(State(engine): Shared, Path(reference): Path<String>) -> ApiResult {
+    blocking(engine, move |e| e.inspect_network(&reference)).await
+}
+
+pub async fn remove_network(State(engine): Shared, Path(reference): Path<String>) -> ApiResult {
+    blocking(engine, move |e| e.remove_network(&reference)).await
+}
+
+pub async fn connect_network(State(engine): Shared, Path(reference): Path<String>, body: Bytes) -> ApiResult {
+    let req: ConnectRequest = parse(&body)?;
+    blocking(engine, move |e| e.connect(&reference, &req)).await
+}
+
+pub async fn disconnect_network(
+    State(engine): Shared,
+    Path(reference): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let req: DisconnectRequest = parse(&body)?;
+    blocking(engine, move |e| e.disconnect(&reference, &req)).await
 }

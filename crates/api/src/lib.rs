@@ -44,7 +44,16 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/containers/{reference}/exec", post(exec))
         .route("/execs/{id}", get(inspect_exec))
         .route("/execs/{id}/attach", get(attach::attach))
-        .route("/networks/{reference}", get(inspect_network))
+        .route(
+            "/networks",
+            get(list_networks).post(create_network).delete(prune_networks),
+        )
+        .route(
+            "/networks/{reference}",
+            get(inspect_network).delete(remove_network),
+        )
+        .route("/networks/{reference}/connect", post(connect_network))
+        .route("/networks/{reference}/disconnect", post(disconnect_network))
         .fallback(|| async { ApiError::not_found_route() })
         .with_state(engine)
 }
@@ -57,20 +66,66 @@ mod tests {
     fn openapi_document_parses_and_lists_the_routes() {
         let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
         let paths = doc["paths"].as_object().unwrap();
-        for path in [
-            "/images",
-            "/images/{reference}",
-            "/containers",
-            "/containers/{reference}",
-            "/containers/{reference}/start",
-            "/containers/{reference}/stop",
-            "/containers/{reference}/restart",
-            "/containers/{reference}/exec",
-            "/execs/{id}",
-            "/execs/{id}/attach",
-            "/networks/{reference}",
+        for (path, methods) in [
+            ("/images", &["get", "post"][..]),
+            ("/images/{reference}", &["get", "delete"]),
+            ("/containers", &["get", "post", "delete"]),
+            ("/containers/{reference}", &["get", "delete"]),
+            ("/containers/{reference}/start", &["post"]),
+            ("/containers/{reference}/stop", &["post"]),
+            ("/containers/{reference}/restart", &["post"]),
+            ("/containers/{reference}/exec", &["post"]),
+            ("/execs/{id}", &["get"]),
+            ("/execs/{id}/attach", &["get"]),
+            ("/networks", &["get", "post", "delete"]),
+            ("/networks/{reference}", &["get", "delete"]),
+            ("/networks/{reference}/connect", &["post"]),
+            ("/networks/{reference}/disconnect", &["post"]),
         ] {
             assert!(paths.contains_key(path), "{path} missing from openapi.json");
+            for method in methods {
+                assert!(
+                    paths[path].get(method).is_some(),
+                    "{method} {path} missing from openapi.json"
+                );
+            }
+        }
+        for schema in ["CreateNetwork", "ConnectRequest", "DisconnectRequest"] {
+            assert!(
+                doc["components"]["schemas"].get(schema).is_some(),
+                "schema {schema} missing from openapi.json"
+            );
+        }
+    }
+
+    /// The request schemas name exactly the fields the engine reads.
+    #[test]
+    fn openapi_request_schemas_match_the_engine_types() {
+        use cell_engine::containers::CreateContainer;
+        use cell_engine::networks::{ConnectRequest, CreateNetwork, DisconnectRequest};
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        let fields = |v: serde_json::Value| {
+            let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+            keys.sort();
+            keys
+        };
+        for (schema, value) in [
+            (
+                "CreateContainer",
+                serde_json::to_value(CreateContainer::default()),
+            ),
+            ("CreateNetwork", serde_json::to_value(CreateNetwork::default())),
+            ("ConnectRequest", serde_json::to_value(ConnectRequest::default())),
+            (
+                "DisconnectRequest",
+                serde_json::to_value(DisconnectRequest::default()),
+            ),
+        ] {
+            assert_eq!(
+                fields(doc["components"]["schemas"][schema]["properties"].clone()),
+                fields(value.unwrap()),
+                "schema {schema}"
+            );
         }
     }
 }

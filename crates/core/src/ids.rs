@@ -1,4 +1,5 @@
-//! Identifiers and names: 12-hex-digit ids, validated names, random names.
+//! Identifiers and names: 12-hex-digit ids, validated names, Linux interface
+//! names, random names.
 
 use crate::error::{CoreError, Result};
 use rand::RngExt;
@@ -44,6 +45,40 @@ pub fn validate_name(what: &str, name: &str) -> Result<()> {
     {
         return bad(&format!(
             "'{}' is not allowed (only letters, digits, '_', '.' and '-')",
+            c.escape_default()
+        ));
+    }
+    Ok(())
+}
+
+/// The longest interface name Linux accepts: `IFNAMSIZ` (16) less the NUL.
+pub const IFNAME_MAX: usize = 15;
+
+/// Checks a Linux network interface name; `what` says which one (e.g.
+/// "interface", "nat interface") and starts the error message.
+///
+/// The kernel (`dev_valid_name` in `net/core/dev.c`) refuses empty names,
+/// names longer than [`IFNAME_MAX`] bytes, `.` and `..`, and names holding
+/// `/`, `:` or white space. cell is stricter and allows only ASCII letters,
+/// digits, `-`, `_` and `.`, because these names also end up in nftables
+/// rules and in the output of `ip`, where anything else is a nuisance.
+pub fn validate_ifname(what: &str, name: &str) -> Result<()> {
+    let bad = |why: &str| Err(CoreError::invalid(format!("invalid {what} name '{name}': {why}")));
+    if name.is_empty() {
+        return bad("it is empty");
+    }
+    if name.len() > IFNAME_MAX {
+        return bad(&format!("at most {IFNAME_MAX} characters"));
+    }
+    if name == "." || name == ".." {
+        return bad("'.' and '..' are not interface names");
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return bad(&format!(
+            "'{}' is not allowed (only letters, digits, '-', '_' and '.')",
             c.escape_default()
         ));
     }
@@ -286,5 +321,36 @@ mod tests {
             validate_name("container", &name).unwrap();
             assert_eq!(name.matches('_').count(), 1, "{name}");
         }
+    }
+
+    #[test]
+    fn interface_names_are_checked() {
+        for good in ["eth0", "cell0", "br-lan_1.10", "a", "x23456789012345"] {
+            validate_ifname("interface", good).unwrap();
+        }
+        let err = validate_ifname("interface", "averyveryverylongname").unwrap_err();
+        assert_eq!(
+            err.message,
+            "invalid interface name 'averyveryverylongname': at most 15 characters"
+        );
+        assert_eq!(err.kind, crate::ErrorKind::Invalid);
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "eth0:1",
+            "a b",
+            "a\tb",
+            "eth\n",
+            "é0",
+            "x234567890123456",
+        ] {
+            let err = validate_ifname("nat interface", bad).unwrap_err();
+            assert!(err.message.starts_with("invalid nat interface name"), "{err}");
+            assert!(err.message.contains(&format!("'{bad}'")), "{err}");
+        }
+        let err = validate_ifname("interface", "eth0:1").unwrap_err();
+        assert!(err.message.contains("':' is not allowed"), "{err}");
     }
 }

@@ -2,10 +2,17 @@
 //!
 //! Everything the other layers agree on lives here: identifiers and names
 //! ([`ids`]), the model types ([`model`]), the checks that turn user input
-//! into values that cannot be wrong ([`port`], [`env`], [`params`]), the
+//! into values that cannot be wrong ([`port`], [`env`](mod@env), [`params`]), the
 //! error type that says whether a failure was the user's ([`error`]), and the
 //! framing of a process's output as it travels from the per-container
 //! supervisor to the client ([`frame`]).
+//!
+//! Networks have two modules of their own, kept here because both the CLI
+//! and the engine need the same answers and neither needs the host to give
+//! them: [`netspec`] checks a `network create` request into a typed
+//! [`netspec::ValidNetwork`] before anything is stored or created, and
+//! [`ipam`] chooses and checks container addresses from the network and the
+//! addresses already in use, so allocation is tested without a store.
 //!
 //! ```
 //! use cell_core::port::PortSpec;
@@ -18,7 +25,9 @@ pub mod env;
 pub mod error;
 pub mod frame;
 pub mod ids;
+pub mod ipam;
 pub mod model;
+pub mod netspec;
 pub mod params;
 pub mod port;
 

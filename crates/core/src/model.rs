@@ -170,6 +170,28 @@ mod tests {
     }
 
     #[test]
+    fn network_type_is_type_in_json() {
+        let net = Network {
+            id: "0123456789ab".into(),
+            name: "n1".into(),
+            net_type: NetworkType::Bridge,
+            interface: "cell0".into(),
+            subnet: Some("10.2.3.0/24".parse().unwrap()),
+            subnet6: None,
+            gateway: Some("10.2.3.1".parse().unwrap()),
+            gateway6: None,
+            nat: None,
+            icc: true,
+            internal: false,
+            antispoof: true,
+        };
+        let json = serde_json::to_value(&net).unwrap();
+        assert_eq!(json["type"], "bridge");
+        assert!(json.get("net_type").is_none());
+        assert_eq!(serde_json::from_value::<Network>(json).unwrap(), net);
+    }
+
+    #[test]
     fn driver_rights() {
         assert!(!NetworkDriver::Host.can_publish_ports());
         assert!(!NetworkDriver::Disabled.can_publish_ports());
@@ -232,7 +254,8 @@ pub struct Network {
     pub id: String,
     /// Unique name.
     pub name: String,
-    /// Loopback, bridge or custom.
+    /// Loopback, bridge or custom; `type` in the API's JSON.
+    #[serde(rename = "type")]
     pub net_type: NetworkType,
     /// The host interface: `cellN` (the bridge of a bridge network, the name
     /// containers see on a loopback network) or the parent of a custom one.

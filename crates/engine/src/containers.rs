@@ -32,6 +32,12 @@ pub struct CreateContainer {
     /// Networks to join.
     #[serde(default)]
     pub networks: Vec<String>,
+    /// A fixed IPv4 address on the first network.
+    #[serde(default)]
+    pub ip: Option<String>,
+    /// A fixed IPv6 address on the first network.
+    #[serde(default)]
+    pub ip6: Option<String>,
     /// Published ports, as `[HOST_IP:]HOST_PORT[:CONTAINER_PORT][/PROTO]`.
     #[serde(default)]
     pub ports: Vec<String>,
@@ -83,11 +89,8 @@ impl Engine {
             ))
             .into());
         }
-        if let Some(network) = req.networks.first() {
-            // Networks arrive with the networking work; until then every
-            // network name is unknown.
-            return Err(CoreError::not_found("network", network).into());
-        }
+        let networks =
+            self.networks_for_new_container(driver, &req.networks, req.ip.as_deref(), req.ip6.as_deref())?;
         for pair in &req.env {
             validate_env(pair)?;
         }
@@ -129,16 +132,7 @@ impl Engine {
             pid: None,
             exit_code: None,
         };
-        self.store().insert_container(&container).map_err(|e| {
-            if e.is_constraint_violation() {
-                CoreError::conflict(format!("container name '{name}' is already in use")).into()
-            } else {
-                crate::EngineError::Store {
-                    context: format!("failed to record container {name}"),
-                    source: e,
-                }
-            }
-        })?;
+        self.insert_container_with_endpoints(&container, &networks, req.ip.as_deref(), req.ip6.as_deref())?;
         Ok(container)
     }
 
@@ -188,6 +182,10 @@ impl Engine {
                 .context(|| format!("failed to remove stale netns {}", path.display()))?;
             cell_net::netns::create_netns(&path)
                 .context(|| format!("failed to create the network namespace of {}", container.name))?;
+            if let Err(e) = self.attach_endpoints(&container) {
+                let _ = cell_net::netns::delete_netns(&path);
+                return Err(e);
+            }
             Some(path)
         } else {
             None
@@ -212,6 +210,7 @@ impl Engine {
             Ok(started) => started,
             Err(e) => {
                 if let Some(path) = &netns {
+                    self.detach_endpoints(&container.id);
                     let _ = cell_net::netns::delete_netns(path);
                 }
                 return Err(e);
@@ -275,6 +274,9 @@ impl Engine {
             }
             self.stop_locked(&container.id, Duration::ZERO)?;
         }
+        // Stopped containers hold no kernel objects; this is for one whose
+        // teardown failed half-way. The endpoint rows go with the row.
+        self.detach_endpoints(&container.id);
         let exec_ids = self
             .store()
             .exec_ids_of_container(&container.id)
@@ -334,9 +336,10 @@ impl Engine {
 
     /// `container inspect`.
     pub fn inspect_container(&self, reference: &str) -> Result<ContainerInspect> {
+        let container = self.find_container(reference)?;
         Ok(ContainerInspect {
-            container: self.find_container(reference)?,
-            container_endpoints: Vec::new(),
+            container_endpoints: self.container_endpoints_json(&container.id)?,
+            container,
             container_mountpoints: Vec::new(),
         })
     }

@@ -140,12 +140,16 @@ impl Engine {
                 .store()
                 .set_container_stopped(&exec.container_id, &exec.id, code)
                 .context(|| format!("failed to record the exit of container {}", exec.container_id))?;
+            // Only the report that stopped the container tears its network
+            // down: a late one (the watcher after a `stop`) must not touch
+            // a run that has started since.
             if changed {
                 tracing::info!(container = %exec.container_id, code, "container exited");
+                self.detach_endpoints(&exec.container_id);
+                let netns = self.netns_path(&exec.container_id);
+                cell_net::netns::delete_netns(&netns)
+                    .context(|| format!("failed to remove {}", netns.display()))?;
             }
-            let netns = self.netns_path(&exec.container_id);
-            cell_net::netns::delete_netns(&netns)
-                .context(|| format!("failed to remove {}", netns.display()))?;
         } else {
             self.store()
                 .set_exec_exited(&exec.id, code)

@@ -13,6 +13,7 @@ mod error;
 pub mod execs;
 pub mod images;
 mod lookup;
+pub mod networks;
 
 pub use error::{EngineError, Result};
 
@@ -41,6 +42,20 @@ pub struct Engine {
     /// container never interleave while different containers go on in
     /// parallel.
     container_locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Serializes changes to networks and to the endpoints of running
+    /// containers; taken before any container's lock.
+    networks_lock: Mutex<()>,
+    /// The kernel of the host's network namespace.
+    host: HostNet,
+}
+
+/// Handles on the host's network namespace, opened once by the thread
+/// that opens the engine (`celld`'s, in the host's namespace): an
+/// rtnetlink socket and a libnftables context stay bound to it.
+struct HostNet {
+    links: cell_net::NetlinkLinks,
+    firewall: cell_net::Nft,
+    sysctl: cell_net::ProcSysctl,
 }
 
 impl Engine {
@@ -52,10 +67,18 @@ impl Engine {
         }
         let db = config.root.join("cell.db");
         let store = Store::open(&db).context(|| format!("failed to open the store {}", db.display()))?;
+        let context = || "failed to open the host's network namespace".to_string();
+        let host = HostNet {
+            links: cell_net::NetlinkLinks::new().context(context)?,
+            firewall: cell_net::Nft::new().context(context)?,
+            sysctl: cell_net::ProcSysctl,
+        };
         let engine = Arc::new(Self {
             config,
             store: Mutex::new(store),
             container_locks: Mutex::default(),
+            networks_lock: Mutex::default(),
+            host,
         });
         engine.reconcile()?;
         Ok(engine)
@@ -95,7 +118,9 @@ impl Engine {
 
     /// Brings the store and the running processes into agreement: execs
     /// whose supervisor still runs are watched again, the others get their
-    /// exit code recorded (they ended while `celld` was down).
+    /// exit code recorded (they ended while `celld` was down). Then the
+    /// kernel's network state is brought back to the store's (after a
+    /// reboot nothing of it is left).
     fn reconcile(self: &Arc<Self>) -> Result<()> {
         let running = self
             .store()
@@ -112,7 +137,7 @@ impl Engine {
                 self.record_exit(&record)?;
             }
         }
-        Ok(())
+        self.restore_networks()
     }
 }
 

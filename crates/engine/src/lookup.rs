@@ -7,7 +7,7 @@ use cell_core::ids::is_id_prefix;
 use cell_core::model::{Container, Image};
 
 /// Picks the one id among `ids`, or says why there is none.
-fn single(what: &str, reference: &str, ids: Vec<String>) -> Result<String> {
+pub(crate) fn single(what: &str, reference: &str, ids: Vec<String>) -> Result<String> {
     match ids.len() {
         0 => Err(CoreError::not_found(what, reference).into()),
         1 => Ok(ids.into_iter().next().unwrap()),

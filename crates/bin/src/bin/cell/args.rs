@@ -106,11 +106,93 @@ pub enum ImageCommand {
 
 #[derive(Subcommand)]
 pub enum NetworkCommand {
+    /// Create a network and print its id.
+    Create(NetworkCreateArgs),
+    /// List networks.
+    Ls,
     /// Show a network as JSON; `host` lists the host-driver containers.
     Inspect {
         /// Network name or id.
         network: String,
     },
+    /// Remove networks, disconnecting their containers first; prints each
+    /// removed network's id.
+    Rm {
+        /// Networks (name or id).
+        #[arg(required = true)]
+        networks: Vec<String>,
+    },
+    /// Remove every network no container is connected to; prints their ids.
+    Prune,
+    /// Connect a container to a network and print the endpoint's id; a
+    /// running container gets its address at once.
+    Connect {
+        /// A fixed IPv4 address instead of the next free one.
+        #[arg(long, value_name = "IP")]
+        ip: Option<String>,
+        /// A fixed IPv6 address instead of the next free one.
+        #[arg(long, value_name = "IP")]
+        ip6: Option<String>,
+        /// Network name or id.
+        network: String,
+        /// Container (name, id or id prefix).
+        container: String,
+    },
+    /// Disconnect a container from a network.
+    Disconnect {
+        /// Network name or id.
+        network: String,
+        /// Container (name, id or id prefix).
+        container: String,
+    },
+}
+
+#[derive(Args)]
+pub struct NetworkCreateArgs {
+    /// The network's type: loopback (routed layer 3: one veth and a /32
+    /// per container, no bridge), bridge (a Linux bridge the containers'
+    /// veths join) or custom (macvlan children of an existing interface,
+    /// given with -i). Default: loopback.
+    #[arg(short = 't', long = "type", value_name = "TYPE", value_parser = ["loopback", "bridge", "custom"])]
+    pub net_type: Option<String>,
+    /// The network's interface (default: the first free cellN; the bridge
+    /// of a bridge network); for a custom network, the existing parent
+    /// interface.
+    #[arg(short = 'i', long = "interface", value_name = "IFNAME")]
+    pub interface: Option<String>,
+    /// The IPv4 subnet containers get addresses from.
+    #[arg(long, value_name = "CIDR")]
+    pub subnet: Option<String>,
+    /// The IPv6 subnet containers get addresses from.
+    #[arg(long, value_name = "CIDR")]
+    pub subnet6: Option<String>,
+    /// The IPv4 default gateway of vnet containers: auto (the first address
+    /// of the subnet), none, or an address. Default: auto on bridge networks.
+    #[arg(long = "gw", value_name = "auto|none|IP")]
+    pub gateway: Option<String>,
+    /// The IPv6 default gateway of vnet containers: auto, none, or an address.
+    #[arg(long = "gw6", value_name = "auto|none|IP")]
+    pub gateway6: Option<String>,
+    /// NAT the network's traffic out through this interface (default: the
+    /// interface of the host's default route).
+    #[arg(long, value_name = "IFNAME", conflicts_with = "no_nat")]
+    pub nat: Option<String>,
+    /// Do not NAT the network's traffic.
+    #[arg(long)]
+    pub no_nat: bool,
+    /// Whether containers on the network can reach each other (default: true).
+    #[arg(long, value_name = "true|false")]
+    pub icc: Option<bool>,
+    /// Keep the network's traffic inside it: no way out to other networks
+    /// or the outside world.
+    #[arg(long)]
+    pub internal: bool,
+    /// Drop packets a container sends from an address that is not its own
+    /// (default: true).
+    #[arg(long, value_name = "true|false")]
+    pub antispoof: Option<bool>,
+    /// The network's name.
+    pub name: String,
 }
 
 #[derive(Subcommand)]
@@ -139,9 +221,15 @@ pub struct CreateArgs {
     /// without -n, ipnet with -n).
     #[arg(short = 'l', long = "driver")]
     pub driver: Option<String>,
-    /// A network to join.
-    #[arg(short = 'n', long = "network")]
+    /// A network to join (repeatable; the first one gets --ip/--ip6).
+    #[arg(short = 'n', long = "network", value_name = "NETWORK")]
     pub networks: Vec<String>,
+    /// A fixed IPv4 address on the first network (default: the next free one).
+    #[arg(long, value_name = "IP")]
+    pub ip: Option<String>,
+    /// A fixed IPv6 address on the first network (default: the next free one).
+    #[arg(long, value_name = "IP")]
+    pub ip6: Option<String>,
     /// Publish a port: [HOST_IP:]HOST_PORT[:CONTAINER_PORT][/tcp|udp].
     #[arg(short = 'p', long = "publish")]
     pub ports: Vec<String>,

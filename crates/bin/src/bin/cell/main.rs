@@ -7,7 +7,7 @@ mod client;
 mod output;
 
 use anyhow::{Result, bail};
-use args::{Cli, Command, ContainerCommand, CreateArgs, ImageCommand, NetworkCommand};
+use args::{Cli, Command, ContainerCommand, CreateArgs, ImageCommand, NetworkCommand, NetworkCreateArgs};
 use clap::Parser;
 use client::Client;
 use hyper::Method;
@@ -60,14 +60,7 @@ async fn run(cli: Cli) -> Result<i32> {
     let client = &Client::new(&cli.host)?;
     match cli.command {
         Command::Image(cmd) => image(client, cmd).await,
-        Command::Network(NetworkCommand::Inspect { network }) => {
-            print_json(
-                &client
-                    .call(Method::GET, &format!("/networks/{}", seg(&network)), None)
-                    .await?,
-            );
-            Ok(0)
-        }
+        Command::Network(cmd) => network(client, cmd).await,
         Command::Container(ContainerCommand::Inspect { container }) | Command::Inspect { container } => {
             print_json(
                 &client
@@ -223,19 +216,112 @@ where
     Ok(0)
 }
 
-async fn create(client: &Client, args: &CreateArgs) -> Result<String> {
-    let body = json!({
+/// The body of `POST /containers` (the engine's `CreateContainer`).
+fn create_body(args: &CreateArgs) -> Value {
+    json!({
         "image": args.image,
         "name": args.name,
         "cmd": args.cmd,
         "driver": args.driver,
         "networks": args.networks,
+        "ip": args.ip,
+        "ip6": args.ip6,
         "ports": args.ports,
         "env": args.env,
         "params": args.params,
-    });
-    let created = client.call(Method::POST, "/containers", Some(&body)).await?;
+    })
+}
+
+async fn create(client: &Client, args: &CreateArgs) -> Result<String> {
+    let created = client
+        .call(Method::POST, "/containers", Some(&create_body(args)))
+        .await?;
     Ok(id_of(&created))
+}
+
+/// The body of `POST /networks` (the engine's `CreateNetwork`).
+fn create_network_body(args: &NetworkCreateArgs) -> Value {
+    json!({
+        "name": args.name,
+        "net_type": args.net_type,
+        "interface": args.interface,
+        "subnet": args.subnet,
+        "subnet6": args.subnet6,
+        "gateway": args.gateway,
+        "gateway6": args.gateway6,
+        "nat": args.nat,
+        "no_nat": args.no_nat,
+        "icc": args.icc,
+        "internal": args.internal,
+        "antispoof": args.antispoof,
+    })
+}
+
+async fn network(client: &Client, cmd: NetworkCommand) -> Result<i32> {
+    match cmd {
+        NetworkCommand::Create(args) => {
+            let network = client
+                .call(Method::POST, "/networks", Some(&create_network_body(&args)))
+                .await?;
+            println!("{}", id_of(&network));
+        }
+        NetworkCommand::Ls => {
+            let networks = client.call(Method::GET, "/networks", None).await?;
+            println!(
+                "{}",
+                output::networks_table(networks.as_array().map(Vec::as_slice).unwrap_or_default())
+            );
+        }
+        NetworkCommand::Inspect { network } => {
+            print_json(
+                &client
+                    .call(Method::GET, &format!("/networks/{}", seg(&network)), None)
+                    .await?,
+            );
+        }
+        NetworkCommand::Rm { networks } => {
+            return each(&networks, |n| async move {
+                let removed = client
+                    .call(Method::DELETE, &format!("/networks/{}", seg(&n)), None)
+                    .await?;
+                println!("{}", id_of(&removed));
+                Ok(())
+            })
+            .await;
+        }
+        NetworkCommand::Prune => {
+            let out = client.call(Method::DELETE, "/networks", None).await?;
+            for id in out["removed"].as_array().into_iter().flatten() {
+                println!("{}", id.as_str().unwrap_or_default());
+            }
+        }
+        NetworkCommand::Connect {
+            ip,
+            ip6,
+            network,
+            container,
+        } => {
+            let body = json!({ "container": container, "ip": ip, "ip6": ip6 });
+            let endpoint = client
+                .call(
+                    Method::POST,
+                    &format!("/networks/{}/connect", seg(&network)),
+                    Some(&body),
+                )
+                .await?;
+            println!("{}", id_of(&endpoint));
+        }
+        NetworkCommand::Disconnect { network, container } => {
+            client
+                .call(
+                    Method::POST,
+                    &format!("/networks/{}/disconnect", seg(&network)),
+                    Some(&json!({ "container": container })),
+                )
+                .await?;
+        }
+    }
+    Ok(0)
 }
 
 async fn image(client: &Client, cmd: ImageCommand) -> Result<i32> {
@@ -287,4 +373,162 @@ async fn image(client: &Client, cmd: ImageCommand) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cell_engine::containers::CreateContainer;
+    use cell_engine::networks::CreateNetwork;
+    use clap::CommandFactory;
+
+    fn parse(line: &str) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(line.split_whitespace())
+    }
+
+    /// The body the CLI sends, read back as the engine reads it.
+    fn network_request(line: &str) -> CreateNetwork {
+        let Command::Network(NetworkCommand::Create(args)) = parse(line).unwrap().command else {
+            panic!("not a network create: {line}");
+        };
+        serde_json::from_value(create_network_body(&args)).unwrap()
+    }
+
+    #[test]
+    fn the_command_line_is_consistent_and_every_flag_is_described() {
+        Cli::command().debug_assert();
+        fn check(cmd: &clap::Command, path: &str) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                assert!(arg.get_help().is_some(), "{path} {id} has no help");
+            }
+            for sub in cmd.get_subcommands() {
+                assert!(
+                    sub.get_about().is_some(),
+                    "{path} {} has no about",
+                    sub.get_name()
+                );
+                check(sub, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        check(&Cli::command(), "cell");
+    }
+
+    #[test]
+    fn network_create_sends_the_flags_as_a_create_network() {
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(
+            network_request("cell network create -t bridge --subnet 10.0.0.0/24 --no-nat --icc false x"),
+            CreateNetwork {
+                name: "x".into(),
+                net_type: some("bridge"),
+                subnet: some("10.0.0.0/24"),
+                no_nat: true,
+                icc: Some(false),
+                ..Default::default()
+            }
+        );
+        assert_eq!(
+            network_request("cell network create --subnet 10.2.3.0/24 testnet"),
+            CreateNetwork {
+                name: "testnet".into(),
+                subnet: some("10.2.3.0/24"),
+                ..Default::default()
+            }
+        );
+        assert_eq!(
+            network_request(
+                "cell network create -t custom -i eth9 --subnet6 fd00::/64 --gw none --gw6 fd00::1 \
+                 --nat eth0 --internal --antispoof false --icc true y",
+            ),
+            CreateNetwork {
+                name: "y".into(),
+                net_type: some("custom"),
+                interface: some("eth9"),
+                subnet: None,
+                subnet6: some("fd00::/64"),
+                gateway: some("none"),
+                gateway6: some("fd00::1"),
+                nat: some("eth0"),
+                no_nat: false,
+                icc: Some(true),
+                internal: true,
+                antispoof: Some(false),
+            }
+        );
+    }
+
+    #[test]
+    fn network_create_rejects_bad_flags() {
+        for line in [
+            "cell network create --nat eth0 --no-nat x",
+            "cell network create --icc maybe x",
+            "cell network create --icc x",
+            "cell network create --antispoof yes x",
+            "cell network create -t vxlan x",
+            "cell network create",
+        ] {
+            assert!(parse(line).is_err(), "{line} was accepted");
+        }
+        let Err(err) = parse("cell network create --nat eth0 --no-nat x") else {
+            panic!("--nat with --no-nat was accepted");
+        };
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn network_subcommands_parse() {
+        let Command::Network(NetworkCommand::Connect {
+            ip,
+            ip6,
+            network,
+            container,
+        }) = parse("cell network connect --ip 10.2.3.9 --ip6 fd00::9 testnet web")
+            .unwrap()
+            .command
+        else {
+            panic!("not a connect");
+        };
+        assert_eq!(ip.as_deref(), Some("10.2.3.9"));
+        assert_eq!(ip6.as_deref(), Some("fd00::9"));
+        assert_eq!((network.as_str(), container.as_str()), ("testnet", "web"));
+
+        let Command::Network(NetworkCommand::Rm { networks }) =
+            parse("cell network rm a b c").unwrap().command
+        else {
+            panic!("not an rm");
+        };
+        assert_eq!(networks, ["a", "b", "c"]);
+        assert!(parse("cell network rm").is_err());
+        assert!(parse("cell network disconnect testnet").is_err());
+        assert!(parse("cell network disconnect testnet web").is_ok());
+        assert!(parse("cell network ls").is_ok());
+        assert!(parse("cell network prune").is_ok());
+    }
+
+    #[test]
+    fn run_takes_several_networks_and_fixed_addresses() {
+        let Command::Run(args) =
+            parse("cell run -l vnet -n a --network b --ip 10.0.0.5 --ip6 fd00::5 busybox ip addr")
+                .unwrap()
+                .command
+        else {
+            panic!("not a run");
+        };
+        let req: CreateContainer = serde_json::from_value(create_body(&args.create)).unwrap();
+        assert_eq!(req.networks, ["a", "b"]);
+        assert_eq!(req.ip.as_deref(), Some("10.0.0.5"));
+        assert_eq!(req.ip6.as_deref(), Some("fd00::5"));
+        assert_eq!(req.cmd, ["ip", "addr"]);
+
+        let Command::Create(args) = parse("cell create busybox").unwrap().command else {
+            panic!("not a create");
+        };
+        let req: CreateContainer = serde_json::from_value(create_body(&args)).unwrap();
+        assert!(req.networks.is_empty());
+        assert_eq!((req.ip, req.ip6), (None, None));
+    }
 }

@@ -1,4 +1,5 @@
-//! How `cell` shows things: the container table and relative times.
+//! How `cell` shows things: the container, image and network tables, and
+//! relative times.
 
 use chrono::{DateTime, Utc};
 use comfy_table::{LineStyle, Table, TableStyle};
@@ -102,6 +103,22 @@ pub fn images_table(images: &[Value], now: DateTime<Utc>) -> String {
     table.to_string()
 }
 
+/// The `network ls` table; absent subnets are empty cells.
+pub fn networks_table(networks: &[Value]) -> String {
+    let mut table = table(&["NETWORK ID", "NAME", "TYPE", "INTERFACE", "SUBNET", "SUBNET6"]);
+    for n in networks {
+        table.add_row(vec![
+            text(&n["id"]),
+            text(&n["name"]),
+            text(&n["type"]),
+            text(&n["interface"]),
+            text(&n["subnet"]),
+            text(&n["subnet6"]),
+        ]);
+    }
+    table.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,5 +159,33 @@ mod tests {
         ] {
             assert!(out.contains(word), "{word} missing from\n{out}");
         }
+    }
+
+    #[test]
+    fn network_table_leaves_absent_subnets_empty() {
+        let networks = vec![
+            serde_json::json!({
+                "id": "6b933304be4a", "name": "testnet", "type": "loopback", "interface": "cell0",
+                "subnet": "10.2.3.0/24", "subnet6": null,
+            }),
+            serde_json::json!({
+                "id": "0123456789ab", "name": "v6only", "type": "bridge", "interface": "cell1",
+                "subnet": null, "subnet6": "fd00::/64",
+            }),
+        ];
+        let out = networks_table(&networks);
+        let lines: Vec<&str> = out.lines().collect();
+        for word in ["NETWORK ID", "NAME", "TYPE", "INTERFACE", "SUBNET", "SUBNET6"] {
+            assert!(lines[0].contains(word), "{word} missing from\n{out}");
+        }
+        assert!(lines[1].contains('─'));
+        let row: Vec<&str> = lines[2].split_whitespace().collect();
+        assert_eq!(
+            row,
+            ["6b933304be4a", "testnet", "loopback", "cell0", "10.2.3.0/24"]
+        );
+        let row: Vec<&str> = lines[3].split_whitespace().collect();
+        assert_eq!(row, ["0123456789ab", "v6only", "bridge", "cell1", "fd00::/64"]);
+        assert!(!out.contains("null"), "null shown in\n{out}");
     }
 }

@@ -1,0 +1,754 @@
+//! Network use cases: create, list, inspect, remove, prune, connect and
+//! disconnect; attaching a container's endpoints when it starts and
+//! detaching them when it stops; and restoring all of it when `celld`
+//! starts.
+//!
+//! Locks: `networks_lock` serializes changes to the set of networks and
+//! endpoints of running containers (create, rm, connect, disconnect), and is
+//! always taken before a container's lock. Start and stop take only the
+//! container's lock, so containers start in parallel.
+
+use crate::error::{Context, Result};
+use crate::{Engine, EngineError};
+use cell_core::CoreError;
+use cell_core::ids::{is_id_prefix, new_id};
+use cell_core::ipam;
+use cell_core::model::{Container, Endpoint, Network, NetworkDriver, NetworkType};
+use cell_core::netspec::NatChoice;
+use cell_net::driver::{self, HostKernel};
+use cell_net::{Links, NetlinkLinks};
+use cell_store::Store;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+
+pub use cell_core::netspec::CreateNetwork;
+
+/// What `cell network connect` asks for (the network is in the path).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ConnectRequest {
+    /// Container name, id or id prefix.
+    pub container: String,
+    /// A fixed IPv4 address instead of the next free one.
+    #[serde(default)]
+    pub ip: Option<String>,
+    /// A fixed IPv6 address instead of the next free one.
+    #[serde(default)]
+    pub ip6: Option<String>,
+}
+
+/// What `cell network disconnect` asks for (the network is in the path).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DisconnectRequest {
+    /// Container name, id or id prefix.
+    pub container: String,
+}
+
+/// The name of the pseudo-network of containers using the host driver.
+const HOST_NETWORK: &str = "host";
+
+impl Engine {
+    fn kernel(&self) -> HostKernel<'_> {
+        HostKernel {
+            links: &self.host.links,
+            firewall: &self.host.firewall,
+            sysctl: &self.host.sysctl,
+        }
+    }
+
+    fn networks_guard(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.networks_lock.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Creates a network and its kernel objects. Nothing is left behind
+    /// when any check or step fails.
+    pub fn create_network(&self, req: &CreateNetwork) -> Result<Network> {
+        let valid = req.validate()?;
+        let _guard = self.networks_guard();
+        let existing = self.networks()?;
+        if existing.iter().any(|n| n.name == valid.name) {
+            return Err(
+                CoreError::conflict(format!("network name '{}' is already in use", valid.name)).into(),
+            );
+        }
+        cell_core::netspec::check_overlap(&valid, &existing)?;
+        let interface = match (&valid.interface, valid.net_type) {
+            (Some(name), net_type) => {
+                if let Some(other) = existing.iter().find(|n| &n.interface == name) {
+                    return Err(CoreError::conflict(format!(
+                        "interface '{name}' is already used by network '{}'",
+                        other.name
+                    ))
+                    .into());
+                }
+                let on_host = self.host_link_exists(name)?;
+                if net_type == NetworkType::Custom && !on_host {
+                    return Err(CoreError::invalid(format!("host interface '{name}' does not exist")).into());
+                }
+                // cell makes bridges and names interfaces of its own; it
+                // never takes over one that is already there.
+                if net_type != NetworkType::Custom && on_host {
+                    return Err(CoreError::conflict(format!(
+                        "interface '{name}' already exists on the host"
+                    ))
+                    .into());
+                }
+                name.clone()
+            }
+            (None, _) => self.free_interface_name(&existing)?,
+        };
+        let nat = match &valid.nat {
+            NatChoice::Off => None,
+            NatChoice::Interface(name) => Some(name.clone()),
+            NatChoice::HostDefault => host_default_interface(),
+        };
+        let network = valid.into_network(new_id(), interface, nat);
+        let kernel = self.kernel();
+        if let Err(e) = driver::setup_network(kernel, &network) {
+            let _ = driver::teardown_network(kernel, &network);
+            return Err(e).context(|| format!("failed to set up network {}", network.name));
+        }
+        if let Err(e) = self.store().insert_network(&network) {
+            let _ = driver::teardown_network(kernel, &network);
+            return Err(e).context(|| format!("failed to record network {}", network.name));
+        }
+        tracing::info!(network = %network.name, interface = %network.interface, "network created");
+        Ok(network)
+    }
+
+    fn host_link_exists(&self, name: &str) -> Result<bool> {
+        Ok(self
+            .host
+            .links
+            .link_index(name)
+            .context(|| format!("failed to look up interface {name}"))?
+            .is_some())
+    }
+
+    /// The first `cellN` that neither a network nor the host uses.
+    fn free_interface_name(&self, existing: &[Network]) -> Result<String> {
+        let taken: HashSet<&str> = existing.iter().map(|n| n.interface.as_str()).collect();
+        for n in 0.. {
+            let name = format!("cell{n}");
+            if !taken.contains(name.as_str()) && !self.host_link_exists(&name)? {
+                return Ok(name);
+            }
+        }
+        unreachable!("some cellN is free")
+    }
+
+    /// Every network, in creation order.
+    pub fn networks(&self) -> Result<Vec<Network>> {
+        self.store()
+            .networks()
+            .context(|| "failed to list networks".into())
+    }
+
+    /// The network named `reference`, or whose id is or starts with it.
+    pub fn find_network(&self, reference: &str) -> Result<Network> {
+        let store = self.store();
+        let context = || format!("failed to look up network {reference}");
+        if let Some(n) = store.network_by_name(reference).context(context)? {
+            return Ok(n);
+        }
+        let ids = if is_id_prefix(reference) {
+            store.network_ids_with_prefix(reference).context(context)?
+        } else {
+            Vec::new()
+        };
+        let id = crate::lookup::single("network", reference, ids)?;
+        store
+            .network_by_id(&id)
+            .context(context)?
+            .ok_or_else(|| CoreError::not_found("network", reference).into())
+    }
+
+    /// `network inspect`, Kleene's JSON: `{"network": {...}, "network_endpoints": [...]}`.
+    /// `host` is the pseudo-network of the containers using the host driver.
+    pub fn inspect_network(&self, reference: &str) -> Result<Value> {
+        if reference == HOST_NETWORK {
+            return self.inspect_host_network();
+        }
+        let network = self.find_network(reference)?;
+        let endpoints = self
+            .store()
+            .endpoints_of_network(&network.id)
+            .context(|| format!("failed to list the endpoints of {}", network.name))?;
+        Ok(json!({
+            "network": network_json(&network),
+            "network_endpoints": endpoints.iter().map(endpoint_json).collect::<Vec<_>>(),
+        }))
+    }
+
+    /// The endpoints of a container in inspect's shape.
+    pub(crate) fn container_endpoints_json(&self, container_id: &str) -> Result<Vec<Value>> {
+        let endpoints = self
+            .store()
+            .endpoints_of_container(container_id)
+            .context(|| format!("failed to list the endpoints of {container_id}"))?;
+        Ok(endpoints.iter().map(endpoint_json).collect())
+    }
+
+    /// Removes a network, disconnecting its containers first.
+    pub fn remove_network(self: &Arc<Self>, reference: &str) -> Result<Network> {
+        if reference == HOST_NETWORK {
+            return Err(CoreError::invalid("the host network cannot be removed").into());
+        }
+        let _guard = self.networks_guard();
+        let network = self.find_network(reference)?;
+        let endpoints = self
+            .store()
+            .endpoints_of_network(&network.id)
+            .context(|| format!("failed to list the endpoints of {}", network.name))?;
+        for ep in &endpoints {
+            let lock = self.container_lock(&ep.container_id);
+            let _container = lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.detach_endpoint(&network, ep)?;
+            self.store()
+                .delete_endpoint(&ep.id)
+                .context(|| format!("failed to remove endpoint {}", ep.id))?;
+        }
+        driver::teardown_network(self.kernel(), &network)
+            .context(|| format!("failed to remove the kernel objects of network {}", network.name))?;
+        self.store()
+            .delete_network(&network.id)
+            .context(|| format!("failed to remove network {}", network.name))?;
+        tracing::info!(network = %network.name, "network removed");
+        Ok(network)
+    }
+
+    /// Removes every network without endpoints; returns their ids.
+    pub fn prune_networks(self: &Arc<Self>) -> Result<Vec<String>> {
+        let mut removed = Vec::new();
+        for network in self.networks()? {
+            let _guard = self.networks_guard();
+            let in_use = !self
+                .store()
+                .endpoints_of_network(&network.id)
+                .context(|| format!("failed to list the endpoints of {}", network.name))?
+                .is_empty();
+            drop(_guard);
+            if in_use {
+                continue;
+            }
+            match self.remove_network(&network.id) {
+                Ok(n) => removed.push(n.id),
+                Err(EngineError::User(e)) if e.kind == cell_core::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Connects a container to a network; a running one is attached at once.
+    pub fn connect(self: &Arc<Self>, network: &str, req: &ConnectRequest) -> Result<Endpoint> {
+        let _guard = self.networks_guard();
+        let network = self.find_network(network)?;
+        let container = self.find_container(&req.container)?;
+        check_driver(&container, &network)?;
+        let lock = self.container_lock(&container.id);
+        let _container = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let container = self.find_container(&container.id)?;
+        let endpoint = {
+            let mut store = self.store();
+            new_endpoint(
+                &mut store,
+                &network,
+                &container,
+                req.ip.as_deref(),
+                req.ip6.as_deref(),
+            )?
+        };
+        if container.running
+            && let Err(e) = self.attach_endpoint(&container, &network, &endpoint)
+        {
+            let _ = self.store().delete_endpoint(&endpoint.id);
+            return Err(e);
+        }
+        Ok(endpoint)
+    }
+
+    /// Disconnects a container from a network; a running one is detached at once.
+    pub fn disconnect(self: &Arc<Self>, network: &str, req: &DisconnectRequest) -> Result<Endpoint> {
+        let _guard = self.networks_guard();
+        let network = self.find_network(network)?;
+        let container = self.find_container(&req.container)?;
+        let lock = self.container_lock(&container.id);
+        let _container = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let endpoint = self
+            .store()
+            .endpoint(&network.id, &container.id)
+            .context(|| format!("failed to look up the endpoint of {}", container.name))?
+            .ok_or_else(|| {
+                CoreError::conflict(format!(
+                    "container '{}' is not connected to network '{}'",
+                    container.name, network.name
+                ))
+            })?;
+        self.detach_endpoint(&network, &endpoint)?;
+        self.store()
+            .delete_endpoint(&endpoint.id)
+            .context(|| format!("failed to remove endpoint {}", endpoint.id))?;
+        Ok(endpoint)
+    }
+
+    /// The networks a new container asks for, checked against its driver
+    /// before anything is written.
+    pub(crate) fn networks_for_new_container(
+        &self,
+        driver: NetworkDriver,
+        names: &[String],
+        ip: Option<&str>,
+        ip6: Option<&str>,
+    ) -> Result<Vec<Network>> {
+        if names.is_empty() && (ip.is_some() || ip6.is_some()) {
+            let flag = if ip.is_some() { "--ip" } else { "--ip6" };
+            return Err(CoreError::invalid(format!("{flag} needs a network (-n NETWORK)")).into());
+        }
+        let mut networks: Vec<Network> = Vec::new();
+        for name in names {
+            let network = self.find_network(name)?;
+            if networks.iter().any(|n| n.id == network.id) {
+                return Err(CoreError::invalid(format!("network '{name}' is given twice")).into());
+            }
+            check_driver_type(driver, &network)?;
+            networks.push(network);
+        }
+        // Check a fixed address now, so a bad one records nothing.
+        if let Some(first) = networks.first() {
+            if let Some(text) = ip {
+                ipam::parse_requested_v4(first, text)?;
+            }
+            if let Some(text) = ip6 {
+                ipam::parse_requested_v6(first, text)?;
+            }
+        }
+        Ok(networks)
+    }
+
+    /// Records a new container with its endpoints in one go: if an address
+    /// cannot be had, the container is not recorded either.
+    pub(crate) fn insert_container_with_endpoints(
+        &self,
+        container: &Container,
+        networks: &[Network],
+        ip: Option<&str>,
+        ip6: Option<&str>,
+    ) -> Result<()> {
+        let mut store = self.store();
+        store.insert_container(container).map_err(|e| {
+            if e.is_constraint_violation() {
+                CoreError::conflict(format!("container name '{}' is already in use", container.name)).into()
+            } else {
+                EngineError::Store {
+                    context: format!("failed to record container {}", container.name),
+                    source: e,
+                }
+            }
+        })?;
+        for (i, network) in networks.iter().enumerate() {
+            let (ip, ip6) = if i == 0 { (ip, ip6) } else { (None, None) };
+            if let Err(e) = new_endpoint(&mut store, network, container, ip, ip6) {
+                // The endpoints made so far go with the row (cascade).
+                let _ = store.delete_container(&container.id);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Attaches every endpoint of a container whose namespace was just
+    /// made; on failure the ones attached are detached again.
+    pub(crate) fn attach_endpoints(&self, container: &Container) -> Result<()> {
+        let endpoints = self.endpoints_with_networks(&container.id)?;
+        for (i, (network, ep)) in endpoints.iter().enumerate() {
+            if let Err(e) = self.attach_endpoint(container, network, ep) {
+                for (network, ep) in &endpoints[..i] {
+                    let _ = self.detach_endpoint(network, ep);
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn attach_endpoint(&self, container: &Container, network: &Network, ep: &Endpoint) -> Result<()> {
+        let path = self.netns_path(&container.id);
+        let context = || {
+            format!(
+                "failed to attach container {} to network {}",
+                container.name, network.name
+            )
+        };
+        let ns = std::fs::File::open(&path).context(context)?;
+        let ctr = NetlinkLinks::in_netns(&path).context(context)?;
+        driver::attach(
+            self.kernel(),
+            &ctr,
+            ns.as_raw_fd(),
+            network,
+            ep,
+            container.network_driver,
+        )
+        .context(context)
+    }
+
+    /// Detaches an endpoint's kernel objects, if it has any; the row stays.
+    fn detach_endpoint(&self, network: &Network, ep: &Endpoint) -> Result<()> {
+        let path = self.netns_path(&ep.container_id);
+        // The container's namespace is needed only to delete a macvlan,
+        // which otherwise dies with the namespace anyway.
+        let ctr = if network.net_type == NetworkType::Custom && path.exists() {
+            NetlinkLinks::in_netns(&path).ok()
+        } else {
+            None
+        };
+        driver::detach(self.kernel(), ctr.as_ref().map(|c| c as &dyn Links), network, ep).context(|| {
+            format!(
+                "failed to detach container {} from network {}",
+                ep.container_id, network.name
+            )
+        })
+    }
+
+    /// Detaches every endpoint of a container that stopped (or is being
+    /// removed). Failures are logged: the container is down either way and
+    /// the next start of `celld` removes what is left.
+    pub(crate) fn detach_endpoints(&self, container_id: &str) {
+        let endpoints = match self.endpoints_with_networks(container_id) {
+            Ok(endpoints) => endpoints,
+            Err(e) => {
+                tracing::warn!(container = %container_id, "failed to list endpoints: {e}");
+                return;
+            }
+        };
+        for (network, ep) in &endpoints {
+            if let Err(e) = self.detach_endpoint(network, ep) {
+                tracing::warn!(container = %container_id, "{e}");
+            }
+        }
+    }
+
+    fn endpoints_with_networks(&self, container_id: &str) -> Result<Vec<(Network, Endpoint)>> {
+        let store = self.store();
+        let context = || format!("failed to list the endpoints of {container_id}");
+        let mut pairs = Vec::new();
+        for ep in store.endpoints_of_container(container_id).context(context)? {
+            let network = store
+                .network_by_id(&ep.network_id)
+                .context(context)?
+                .ok_or_else(|| {
+                    EngineError::User(CoreError::internal(format!("endpoint {} has no network", ep.id)))
+                })?;
+            pairs.push((network, ep));
+        }
+        Ok(pairs)
+    }
+
+    /// Brings the kernel back to what the store says, at `celld` start:
+    /// cell's tables rebuilt with every element, bridges and forwarding of
+    /// every network, the endpoints of running containers repaired, and
+    /// veths of containers that are gone deleted.
+    pub(crate) fn restore_networks(&self) -> Result<()> {
+        let (networks, endpoints, running) = {
+            let store = self.store();
+            let context = || "failed to read networks".to_string();
+            let networks = store.networks().context(context)?;
+            let endpoints = store.endpoints().context(context)?;
+            let running: Vec<Container> = store
+                .containers()
+                .context(context)?
+                .into_iter()
+                .filter(|c| c.running)
+                .collect();
+            (networks, endpoints, running)
+        };
+        let live: Vec<(&Network, &Endpoint, &Container)> = endpoints
+            .iter()
+            .filter_map(|ep| {
+                let container = running.iter().find(|c| c.id == ep.container_id)?;
+                let network = networks.iter().find(|n| n.id == ep.network_id)?;
+                Some((network, ep, container))
+            })
+            .collect();
+        let pairs: Vec<(&Network, &Endpoint)> = live.iter().map(|(n, e, _)| (*n, *e)).collect();
+        driver::restore_firewall(&self.host.firewall, &networks, &pairs)
+            .context(|| "failed to restore cell's nftables tables".into())?;
+        let kernel = self.kernel();
+        for network in &networks {
+            if let Err(e) = driver::setup_network(kernel, network) {
+                tracing::error!(network = %network.name, "failed to restore network: {e}");
+            }
+        }
+        for (network, ep, container) in &live {
+            let path = self.netns_path(&container.id);
+            let repaired = std::fs::File::open(&path)
+                .context(|| format!("failed to open {}", path.display()))
+                .and_then(|ns| {
+                    let ctr =
+                        NetlinkLinks::in_netns(&path).context(|| "failed to enter the namespace".into())?;
+                    driver::repair_endpoint(
+                        kernel,
+                        &ctr,
+                        ns.as_raw_fd(),
+                        network,
+                        ep,
+                        container.network_driver,
+                    )
+                    .context(|| "failed to repair".into())
+                });
+            if let Err(e) = repaired {
+                tracing::error!(container = %container.name, network = %network.name, "failed to restore endpoint: {e}");
+            }
+        }
+        let keep: HashSet<String> = live
+            .iter()
+            .filter(|(n, _, _)| driver::uses_veth(n.net_type))
+            .map(|(_, ep, _)| driver::host_ifname(&ep.id))
+            .collect();
+        let removed = driver::remove_orphan_links(&self.host.links, &keep)
+            .context(|| "failed to remove stale veths".into())?;
+        if !removed.is_empty() {
+            tracing::info!(?removed, "removed veths of containers that are gone");
+        }
+        Ok(())
+    }
+}
+
+/// Whether a container's driver may join a network at all.
+fn check_driver(container: &Container, network: &Network) -> Result<()> {
+    check_driver_type(container.network_driver, network)
+}
+
+fn check_driver_type(driver: NetworkDriver, network: &Network) -> Result<()> {
+    if !driver.can_join_networks() {
+        return Err(CoreError::invalid(format!(
+            "containers using the '{driver}' network driver cannot join networks"
+        ))
+        .into());
+    }
+    if driver == NetworkDriver::Vnet && network.net_type != NetworkType::Bridge {
+        return Err(CoreError::invalid(format!(
+            "containers using the 'vnet' network-driver can't connect to {} networks",
+            network.net_type
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Allocates the addresses of a new endpoint and records it, under one
+/// hold of the store: two allocations never see the same free address, and
+/// the UNIQUE constraints of the table back that up.
+fn new_endpoint(
+    store: &mut Store,
+    network: &Network,
+    container: &Container,
+    ip: Option<&str>,
+    ip6: Option<&str>,
+) -> Result<Endpoint> {
+    let context = || format!("failed to connect {} to {}", container.name, network.name);
+    if store
+        .endpoint(&network.id, &container.id)
+        .context(context)?
+        .is_some()
+    {
+        return Err(CoreError::conflict(format!(
+            "container '{}' is already connected to network '{}'",
+            container.name, network.name
+        ))
+        .into());
+    }
+    let (used4, used6) = store.addresses_in_network(&network.id).context(context)?;
+    let ip_address = match (ip, network.subnet) {
+        (Some(text), _) => {
+            let addr = ipam::parse_requested_v4(network, text)?;
+            ipam::check_requested_v4(network, addr, &used4)?;
+            Some(addr)
+        }
+        (None, Some(_)) => Some(ipam::allocate_v4(network, &used4)?),
+        (None, None) => None,
+    };
+    let ip_address6 = match (ip6, network.subnet6) {
+        (Some(text), _) => {
+            let addr = ipam::parse_requested_v6(network, text)?;
+            ipam::check_requested_v6(network, addr, &used6)?;
+            Some(addr)
+        }
+        (None, Some(_)) => Some(ipam::allocate_v6(network, &used6)?),
+        (None, None) => None,
+    };
+    let id = new_id();
+    let veth = driver::uses_veth(network.net_type);
+    let endpoint = Endpoint {
+        epair: veth.then(|| driver::host_ifname(&id)),
+        mac: veth.then(|| driver::endpoint_mac(&id).to_string()),
+        id,
+        network_id: network.id.clone(),
+        container_id: container.id.clone(),
+        ip_address,
+        ip_address6,
+    };
+    store.insert_endpoint(&endpoint).map_err(|e| {
+        if e.is_constraint_violation() {
+            CoreError::conflict(format!(
+                "an address of container '{}' is already in use in network '{}'",
+                container.name, network.name
+            ))
+            .into()
+        } else {
+            EngineError::Store {
+                context: context(),
+                source: e,
+            }
+        }
+    })?;
+    Ok(endpoint)
+}
+
+/// A network in Kleene's JSON: absent values are empty strings.
+fn network_json(n: &Network) -> Value {
+    let text = |v: Option<String>| v.unwrap_or_default();
+    json!({
+        "id": n.id,
+        "name": n.name,
+        "type": n.net_type,
+        "interface": n.interface,
+        "subnet": text(n.subnet.map(|s| s.to_string())),
+        "subnet6": text(n.subnet6.map(|s| s.to_string())),
+        "gateway": text(n.gateway.map(|s| s.to_string())),
+        "gateway6": text(n.gateway6.map(|s| s.to_string())),
+        "nat": text(n.nat.clone()),
+        "icc": n.icc,
+        "internal": n.internal,
+        "antispoof": n.antispoof,
+    })
+}
+
+/// An endpoint in Kleene's JSON: `epair` is the host end of the veth, or
+/// null (custom networks); absent addresses are empty strings.
+fn endpoint_json(ep: &Endpoint) -> Value {
+    json!({
+        "id": ep.id,
+        "network_id": ep.network_id,
+        "container_id": ep.container_id,
+        "epair": ep.epair,
+        "ip_address": ep.ip_address.map(|a| a.to_string()).unwrap_or_default(),
+        "ip_address6": ep.ip_address6.map(|a| a.to_string()).unwrap_or_default(),
+        "mac": ep.mac,
+    })
+}
+
+/// The interface of the host's IPv4 default route (else IPv6), the
+/// default way out for NAT.
+fn host_default_interface() -> Option<String> {
+    let v4 = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+    let v6 = std::fs::read_to_string("/proc/net/ipv6_route").unwrap_or_default();
+    default_route_v4(&v4).or_else(|| default_route_v6(&v6))
+}
+
+/// The interface of the first default route in `/proc/net/route`.
+fn default_route_v4(table: &str) -> Option<String> {
+    table.lines().skip(1).find_map(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        (cols.len() > 7 && cols[1] == "00000000" && cols[7] == "00000000").then(|| cols[0].to_string())
+    })
+}
+
+/// The interface of the first default route in `/proc/net/ipv6_route`
+/// (destination `::/0`, not the unreachable route on `lo`).
+fn default_route_v6(table: &str) -> Option<String> {
+    table.lines().find_map(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        (cols.len() == 10 && cols[0].bytes().all(|b| b == b'0') && cols[1] == "00" && cols[9] != "lo")
+            .then(|| cols[9].to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_route_interface_is_read_from_proc() {
+        let v4 = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+                  em1\t0064A8C6\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
+                  em0\t00000000\t016433C6\t0003\t0\t0\t0\t00000000\t0\t0\t0\n";
+        assert_eq!(default_route_v4(v4).as_deref(), Some("em0"));
+        assert_eq!(default_route_v4("Iface\tDestination\n"), None);
+        let v6 = "00000000000000000000000000000000 00 00000000000000000000000000000000 00 \
+                  00000000000000000000000000000000 ffffffff 00000001 00000000 00200200       lo\n\
+                  00000000000000000000000000000000 00 00000000000000000000000000000000 00 \
+                  fe800000000000000000000000000001 00000400 00000001 00000000 00000003     eth9\n";
+        assert_eq!(default_route_v6(v6).as_deref(), Some("eth9"));
+    }
+
+    #[test]
+    fn vnet_joins_bridges_only() {
+        let mut net = Network {
+            id: "0123456789ab".into(),
+            name: "testnet".into(),
+            net_type: NetworkType::Loopback,
+            interface: "cell0".into(),
+            subnet: Some("10.2.3.0/24".parse().unwrap()),
+            subnet6: None,
+            gateway: None,
+            gateway6: None,
+            nat: None,
+            icc: true,
+            internal: false,
+            antispoof: true,
+        };
+        let err = check_driver_type(NetworkDriver::Vnet, &net).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "containers using the 'vnet' network-driver can't connect to loopback networks"
+        );
+        net.net_type = NetworkType::Custom;
+        let err = check_driver_type(NetworkDriver::Vnet, &net).unwrap_err();
+        assert!(err.to_string().ends_with("custom networks"), "{err}");
+        net.net_type = NetworkType::Bridge;
+        check_driver_type(NetworkDriver::Vnet, &net).unwrap();
+        check_driver_type(NetworkDriver::Ipnet, &net).unwrap();
+        let err = check_driver_type(NetworkDriver::Host, &net).unwrap_err();
+        assert!(err.to_string().contains("'host'"), "{err}");
+    }
+
+    #[test]
+    fn inspect_json_has_kleenes_empty_strings() {
+        let net = Network {
+            id: "6b933304be4a".into(),
+            name: "testnet".into(),
+            net_type: NetworkType::Loopback,
+            interface: "cell0".into(),
+            subnet: Some("10.2.3.0/24".parse().unwrap()),
+            subnet6: None,
+            gateway: None,
+            gateway6: None,
+            nat: Some("em0".into()),
+            icc: true,
+            internal: false,
+            antispoof: true,
+        };
+        let v = network_json(&net);
+        assert_eq!(v["type"], "loopback");
+        assert_eq!(v["subnet6"], "");
+        assert_eq!(v["gateway"], "");
+        assert_eq!(v["nat"], "em0");
+        let ep = Endpoint {
+            id: "89ef2673d9e5".into(),
+            network_id: net.id.clone(),
+            container_id: "f455de07ac84".into(),
+            epair: None,
+            ip_address: Some("10.2.3.2".parse().unwrap()),
+            ip_address6: None,
+            mac: None,
+        };
+        let v = endpoint_json(&ep);
+        assert_eq!(v["epair"], Value::Null);
+        assert_eq!(v["ip_address"], "10.2.3.2");
+        assert_eq!(v["ip_address6"], "");
+    }
+}
