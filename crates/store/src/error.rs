@@ -22,12 +22,14 @@ pub enum StoreError {
 
 impl StoreError {
     /// Whether the failure is a UNIQUE or PRIMARY KEY constraint: two
-    /// requests raced for the same name or address.
+    /// requests raced for the same name or address. A row missing behind a
+    /// foreign key is not one: that is a removal in between, not a clash.
     pub fn is_constraint_violation(&self) -> bool {
         matches!(
             self,
             StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation
+                if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
         )
     }
 }
