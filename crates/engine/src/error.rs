@@ -10,7 +10,7 @@ pub enum EngineError {
     #[error(transparent)]
     User(#[from] CoreError),
     /// The store failed.
-    #[error("{context}: {source}")]
+    #[error("{context}: {}", chain(source))]
     Store {
         /// What the engine was doing.
         context: String,
@@ -19,7 +19,7 @@ pub enum EngineError {
         source: cell_store::StoreError,
     },
     /// The container runtime failed.
-    #[error("{context}: {source}")]
+    #[error("{context}: {}", chain(source))]
     Runtime {
         /// What the engine was doing.
         context: String,
@@ -28,7 +28,7 @@ pub enum EngineError {
         source: cell_runtime::RuntimeError,
     },
     /// Network setup failed.
-    #[error("{context}: {source}")]
+    #[error("{context}: {}", chain(source))]
     Net {
         /// What the engine was doing.
         context: String,
@@ -37,7 +37,7 @@ pub enum EngineError {
         source: cell_net::NetError,
     },
     /// A file or process operation failed.
-    #[error("{context}: {source}")]
+    #[error("{context}: {}", chain(source))]
     Io {
         /// What the engine was doing.
         context: String,
@@ -45,6 +45,24 @@ pub enum EngineError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// An error and its causes, as one line: `a: b: c`. The API sends only the
+/// message, so the kernel's reason (say, "Numerical result out of range")
+/// must be in it.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // Some errors already print their cause; don't say it twice.
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 impl EngineError {
@@ -83,3 +101,17 @@ impl_context!(std::io::Error, Io);
 
 /// Results of the engine.
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_carry_the_kernels_reason() {
+        let io = std::io::Error::from_raw_os_error(libc::ERANGE);
+        let e: Result<()> = Err(io).context(|| "failed to create bridge all".into());
+        let text = e.unwrap_err().to_string();
+        assert!(text.starts_with("failed to create bridge all: "), "{text}");
+        assert!(text.contains("out of range"), "{text}");
+    }
+}

@@ -76,6 +76,12 @@ impl Engine {
         cell_core::netspec::check_overlap(&valid, &existing)?;
         let interface = match (&valid.interface, valid.net_type) {
             (Some(name), net_type) => {
+                if driver::is_host_ifname(name) {
+                    return Err(CoreError::invalid(format!(
+                        "interface name '{name}' is reserved: cell names its veths cv<12 hex digits>"
+                    ))
+                    .into());
+                }
                 if let Some(other) = existing.iter().find(|n| &n.interface == name) {
                     return Err(CoreError::conflict(format!(
                         "interface '{name}' is already used by network '{}'",
@@ -198,6 +204,11 @@ impl Engine {
         }
         let _guard = self.networks_guard();
         let network = self.find_network(reference)?;
+        self.remove_network_locked(network)
+    }
+
+    /// Removes a network; the caller holds `networks_lock`.
+    fn remove_network_locked(&self, network: Network) -> Result<Network> {
         let endpoints = self
             .store()
             .endpoints_of_network(&network.id)
@@ -221,22 +232,18 @@ impl Engine {
 
     /// Removes every network without endpoints; returns their ids.
     pub fn prune_networks(self: &Arc<Self>) -> Result<Vec<String>> {
+        // One hold of the lock for the check and the removal, so a
+        // container connected in between is never cut off.
+        let _guard = self.networks_guard();
         let mut removed = Vec::new();
         for network in self.networks()? {
-            let _guard = self.networks_guard();
             let in_use = !self
                 .store()
                 .endpoints_of_network(&network.id)
                 .context(|| format!("failed to list the endpoints of {}", network.name))?
                 .is_empty();
-            drop(_guard);
-            if in_use {
-                continue;
-            }
-            match self.remove_network(&network.id) {
-                Ok(n) => removed.push(n.id),
-                Err(EngineError::User(e)) if e.kind == cell_core::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
+            if !in_use {
+                removed.push(self.remove_network_locked(network)?.id);
             }
         }
         Ok(removed)
@@ -503,12 +510,16 @@ impl Engine {
                 tracing::error!(container = %container.name, network = %network.name, "failed to restore endpoint: {e}");
             }
         }
-        let keep: HashSet<String> = live
+        // Veths of endpoints whose container is not running: left by a
+        // teardown that was cut short. Only names of known endpoints are
+        // candidates (an endpoint row outlives its veth, never the other
+        // way round), so links of the same shape that are not cell's stay.
+        let stale: HashSet<String> = endpoints
             .iter()
-            .filter(|(n, _, _)| driver::uses_veth(n.net_type))
-            .map(|(_, ep, _)| driver::host_ifname(&ep.id))
+            .filter(|ep| !running.iter().any(|c| c.id == ep.container_id))
+            .filter_map(|ep| ep.epair.clone())
             .collect();
-        let removed = driver::remove_orphan_links(&self.host.links, &keep)
+        let removed = driver::remove_links(&self.host.links, &stale)
             .context(|| "failed to remove stale veths".into())?;
         if !removed.is_empty() {
             tracing::info!(?removed, "removed veths of containers that are gone");

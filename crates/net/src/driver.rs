@@ -80,9 +80,6 @@ pub fn endpoint_mac(endpoint_id: &str) -> MacAddr {
 /// bridge with its gateway addresses, and the network's firewall elements.
 /// Idempotent. A custom network's parent interface must exist.
 pub fn setup_network(k: HostKernel<'_>, net: &Network) -> Result<()> {
-    if net.net_type != NetworkType::Custom {
-        enable_forwarding(k, net)?;
-    }
     match net.net_type {
         NetworkType::Bridge => {
             if k.links.link_index(&net.interface)?.is_none() {
@@ -106,6 +103,9 @@ pub fn setup_network(k: HostKernel<'_>, net: &Network) -> Result<()> {
             }
         }
         NetworkType::Loopback => {}
+    }
+    if net.net_type != NetworkType::Custom {
+        enable_forwarding(k, net)?;
     }
     let elements = ruleset::network_elements(net);
     if !elements.is_empty() {
@@ -229,12 +229,13 @@ pub fn restore_firewall(
     firewall.apply(&ruleset::batch(cmds))
 }
 
-/// Deletes the host ends of cell's veths that are not in `keep` (their
-/// container is gone or stopped); returns their names.
-pub fn remove_orphan_links(links: &dyn Links, keep: &HashSet<String>) -> Result<Vec<String>> {
+/// Deletes those of `names` that exist; returns the ones deleted. One dump
+/// of the links rather than a lookup per name, as thousands of stopped
+/// containers may be asked about.
+pub fn remove_links(links: &dyn Links, names: &HashSet<String>) -> Result<Vec<String>> {
     let mut removed = Vec::new();
     for link in links.list_links()? {
-        if is_host_ifname(&link.name) && !keep.contains(&link.name) {
+        if names.contains(&link.name) {
             links.delete_link(&link.name)?;
             removed.push(link.name);
         }
@@ -683,15 +684,15 @@ mod tests {
     }
 
     #[test]
-    fn orphans_are_only_cells_veths() {
+    fn only_the_named_links_are_removed() {
         let links = FakeLinks::new();
         links.insert("cvaabbccddeeff", Some("veth"));
         links.insert("cv0123456789ab", Some("veth"));
         links.insert("cell0", Some("bridge"));
-        links.insert("eth0", None);
-        let keep = HashSet::from(["cv0123456789ab".to_string()]);
-        let removed = remove_orphan_links(&links, &keep).unwrap();
+        let stale = HashSet::from(["cvaabbccddeeff".to_string(), "cvffffffffffff".to_string()]);
+        let removed = remove_links(&links, &stale).unwrap();
         assert_eq!(removed, vec!["cvaabbccddeeff".to_string()]);
+        assert!(links.link_index("cv0123456789ab").unwrap().is_some());
         assert!(links.link_index("cell0").unwrap().is_some());
     }
 }

@@ -245,6 +245,84 @@ impl Sandbox {
     pub fn wait_for(&self, container: &str, what: &str, pred: impl Fn(&serde_json::Value) -> bool) {
         wait_until(what, Duration::from_secs(20), || pred(&self.inspect(container)));
     }
+
+    /// Runs a shell command inside the sandbox, asserts it succeeded;
+    /// returns its stdout.
+    pub fn sh_ok(&self, script: &str) -> String {
+        let out = self.sh(script);
+        assert!(out.status.success(), "sh {script:?} failed: {}", describe(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Gives the sandbox an uplink like the seeds' em0 (a veth with
+    /// 198.51.100.2/24) and a default route through it, so "the host's
+    /// default interface" (NAT's default) is em0.
+    pub fn add_default_uplink(&self) {
+        self.sh_ok(
+            "ip link add em0 type veth peer name em0peer && ip addr add 198.51.100.2/24 dev em0 \
+             && ip link set em0 up && ip link set em0peer up && ip route add default via 198.51.100.1",
+        );
+    }
+
+    /// The names of the sandbox's links, as `ip -o link` lists them (without
+    /// the `@peer` part).
+    pub fn link_names(&self) -> Vec<String> {
+        self.sh_ok("ip -o link")
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|n| n.split('@').next().unwrap().to_string())
+            .collect()
+    }
+
+    /// The sandbox's nftables ruleset, `nft -j list ruleset`.
+    pub fn nft_ruleset(&self) -> serde_json::Value {
+        serde_json::from_str(&self.sh_ok("nft -j list ruleset")).expect("nft json")
+    }
+
+    /// Every element of every nftables set in the sandbox, each as
+    /// `FAMILY TABLE SET ELEMENT-JSON`, sorted.
+    pub fn nft_elements(&self) -> Vec<String> {
+        let ruleset = self.nft_ruleset();
+        let mut elements: Vec<String> = ruleset["nftables"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|o| o.get("set"))
+            .flat_map(|set| {
+                let head = format!("{} {} {}", set["family"], set["table"], set["name"]);
+                set["elem"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(move |e| format!("{head} {e}"))
+            })
+            .collect();
+        elements.sort();
+        elements
+    }
+
+    /// The path of a container's network namespace (the named netns celld
+    /// keeps for containers with a network stack of their own).
+    pub fn netns_path(&self, container: &str) -> PathBuf {
+        let id = self.inspect(container)["container"]["id"]
+            .as_str()
+            .expect("container id")
+            .to_string();
+        self.root.join("netns").join(id)
+    }
+
+    /// Runs a shell command in a running container's network namespace
+    /// with the sandbox's own tools (full iproute2, nft...), not the
+    /// container's busybox.
+    pub fn sh_in_netns(&self, container: &str, script: &str) -> Output {
+        let path = self.netns_path(container);
+        self.in_ns("nsenter")
+            .arg(format!("--net={}", path.display()))
+            .args(["sh", "-c", script])
+            .output()
+            .expect("nsenter into the container's netns")
+    }
 }
 
 pub fn describe(out: &Output) -> String {
