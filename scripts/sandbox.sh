@@ -21,10 +21,24 @@ on_exit() { CELL_ON_EXIT+=("$1"); }
 run_exit_handlers() { for h in "${CELL_ON_EXIT[@]}"; do eval "$h" || true; done; }
 trap run_exit_handlers EXIT
 
+# Stops celld, then removes its root. The network namespaces of containers
+# still running are bind mounts under the root; they die with the sandbox's
+# mount namespace, but until then they make `rm` fail, which would leave the
+# directory behind on the machine's /tmp: unmount them first.
+stop_celld_and_clean() {
+    kill "$CELLD_PID" 2>/dev/null
+    for _ in $(seq 100); do kill -0 "$CELLD_PID" 2>/dev/null || break; sleep 0.05; done
+    kill -KILL "$CELLD_PID" 2>/dev/null
+    wait "$CELLD_PID" 2>/dev/null
+    awk -v dir="$CELL_TMP/" 'index($2, dir) == 1 {print $2}' /proc/self/mounts | sort -r |
+        while read -r m; do umount -l "$m"; done
+    rm -rf "$CELL_TMP"
+}
+
 # Starts celld on a temporary root; sets CELL_HOST and CELLD_PID.
 start_celld() {
     CELL_TMP=$(mktemp -d /tmp/cell-XXXXXX)
-    on_exit 'kill $CELLD_PID 2>/dev/null; rm -rf "$CELL_TMP"'
+    on_exit 'stop_celld_and_clean'
     "$CELL_BIN/celld" --root "$CELL_TMP/root" --socket "$CELL_TMP/celld.sock" 2>"$CELL_TMP/celld.log" &
     CELLD_PID=$!
     export CELL_HOST="unix://$CELL_TMP/celld.sock"

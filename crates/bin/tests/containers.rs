@@ -43,17 +43,21 @@ fn detached_run_exec_and_lifecycle() {
     let sb = Sandbox::new();
     let out = sb.cell(&["run", "-d", "--name", "web", "busybox", "sleep", "1000"]);
     assert!(out.status.success(), "{}", describe(&out));
+    // Detached, the container id is the result, on stdout.
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(cell_core::ids::is_id_prefix(&id) && id.len() == 12, "{id:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr
             .lines()
-            .nth(1)
+            .next()
             .unwrap()
             .starts_with("created execution instance "),
         "{stderr}"
     );
 
     let c = sb.inspect("web");
+    assert_eq!(c["container"]["id"], id.as_str());
     assert_eq!(c["container"]["running"], true);
     let pid = c["container"]["pid"].as_i64().unwrap();
     assert!(pid > 0);

@@ -243,6 +243,13 @@ fn loopback_and_bridge_networks_get_their_defaults() {
         }),
     );
     assert_eq!(network(&sb, &id), v, "by id too");
+    // What no container holds in a loopback subnet is refused by the
+    // host, not sent out of the default route with a private source.
+    assert!(
+        sb.sh_ok("ip -o route show type unreachable")
+            .contains("10.2.3.0/24"),
+        "no unreachable route for the loopback subnet"
+    );
 
     // A bridge: the next cellN, gateways auto, a Linux bridge holding them.
     let br = create(&sb, "-t bridge --subnet 10.4.0.0/24 --subnet6 fd00:4::/64 br");
@@ -289,7 +296,15 @@ fn loopback_and_bridge_networks_get_their_defaults() {
         &network(&sb, "inner")["network"],
         json!({"interface": "cell3", "icc": false, "internal": true, "nat": ""}),
     );
+    assert!(
+        sb.sh_ok("ip -o route show type unreachable")
+            .contains("10.8.0.0/24")
+    );
     ok(&sb, "network rm inner");
+    assert!(
+        !sb.sh_ok("ip -o route show type unreachable")
+            .contains("10.8.0.0/24")
+    );
 
     // ls lists them, in creation order.
     let ls = ok(&sb, "network ls");

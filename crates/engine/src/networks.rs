@@ -15,8 +15,8 @@ use cell_core::ids::{is_id_prefix, new_id};
 use cell_core::ipam;
 use cell_core::model::{Container, Endpoint, Network, NetworkDriver, NetworkType};
 use cell_core::netspec::NatChoice;
-use cell_net::driver::{self, HostKernel};
-use cell_net::{Links, NetlinkLinks};
+use cell_net::driver::{self, ContainerKernel, HostKernel};
+use cell_net::{Links, NetlinkLinks, NetnsSysctl};
 use cell_store::Store;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -390,16 +390,14 @@ impl Engine {
             )
         };
         let ns = std::fs::File::open(&path).context(context)?;
-        let ctr = NetlinkLinks::in_netns(&path).context(context)?;
-        driver::attach(
-            self.kernel(),
-            &ctr,
-            ns.as_raw_fd(),
-            network,
-            ep,
-            container.network_driver,
-        )
-        .context(context)
+        let links = NetlinkLinks::in_netns(&path).context(context)?;
+        let sysctl = NetnsSysctl::new(&path);
+        let inside = ContainerKernel {
+            links: &links,
+            sysctl: &sysctl,
+            netns_fd: ns.as_raw_fd(),
+        };
+        driver::attach(self.kernel(), inside, network, ep, container.network_driver).context(context)
     }
 
     /// Detaches an endpoint's kernel objects, if it has any; the row stays.
@@ -494,17 +492,16 @@ impl Engine {
             let repaired = std::fs::File::open(&path)
                 .context(|| format!("failed to open {}", path.display()))
                 .and_then(|ns| {
-                    let ctr =
+                    let links =
                         NetlinkLinks::in_netns(&path).context(|| "failed to enter the namespace".into())?;
-                    driver::repair_endpoint(
-                        kernel,
-                        &ctr,
-                        ns.as_raw_fd(),
-                        network,
-                        ep,
-                        container.network_driver,
-                    )
-                    .context(|| "failed to repair".into())
+                    let sysctl = NetnsSysctl::new(&path);
+                    let inside = ContainerKernel {
+                        links: &links,
+                        sysctl: &sysctl,
+                        netns_fd: ns.as_raw_fd(),
+                    };
+                    driver::repair_endpoint(kernel, inside, network, ep, container.network_driver)
+                        .context(|| "failed to repair".into())
                 });
             if let Err(e) = repaired {
                 tracing::error!(container = %container.name, network = %network.name, "failed to restore endpoint: {e}");

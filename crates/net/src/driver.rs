@@ -36,6 +36,17 @@ pub struct HostKernel<'a> {
     pub sysctl: &'a dyn Sysctl,
 }
 
+/// The kernel of a container's network namespace, open as `netns_fd`.
+#[derive(Clone, Copy)]
+pub struct ContainerKernel<'a> {
+    /// Links, addresses and routes inside the container.
+    pub links: &'a dyn Links,
+    /// Kernel parameters inside the container.
+    pub sysctl: &'a dyn Sysctl,
+    /// The namespace, for creating links directly inside it.
+    pub netns_fd: RawFd,
+}
+
 /// The prefix of the host ends of cell's veths. With the 12 hex digits of
 /// the endpoint id the name is 14 bytes, inside `IFNAMSIZ`, and tells
 /// cell's links from anyone else's.
@@ -102,7 +113,14 @@ pub fn setup_network(k: HostKernel<'_>, net: &Network) -> Result<()> {
                 });
             }
         }
-        NetworkType::Loopback => {}
+        NetworkType::Loopback => {
+            // Each container's address is routed to its veth; an address
+            // of the subnet that no container holds must not leave by the
+            // default route with a private source.
+            for subnet in subnets(net) {
+                k.links.add_unreachable_route(subnet)?;
+            }
+        }
     }
     if net.net_type != NetworkType::Custom {
         enable_forwarding(k, net)?;
@@ -133,28 +151,39 @@ pub fn teardown_network(k: HostKernel<'_>, net: &Network) -> Result<()> {
         k.firewall
             .apply(&ruleset::batch(ruleset::delete_elements(&elements)))?;
     }
-    if net.net_type == NetworkType::Bridge {
-        k.links.delete_link(&net.interface)?;
+    match net.net_type {
+        NetworkType::Bridge => k.links.delete_link(&net.interface)?,
+        NetworkType::Loopback => {
+            for subnet in subnets(net) {
+                k.links.del_unreachable_route(subnet)?;
+            }
+        }
+        NetworkType::Custom => {}
     }
     Ok(())
 }
 
-/// Attaches a running container (its namespace open as `netns_fd`, its
-/// links as `ctr`) to a network. On failure everything done is undone.
+fn subnets(net: &Network) -> impl Iterator<Item = IpNet> {
+    let v4 = net.subnet.map(|s| IpNet::V4(s.trunc()));
+    let v6 = net.subnet6.map(|s| IpNet::V6(s.trunc()));
+    v4.into_iter().chain(v6)
+}
+
+/// Attaches a running container to a network. On failure everything done
+/// is undone.
 pub fn attach(
     k: HostKernel<'_>,
-    ctr: &dyn Links,
-    netns_fd: RawFd,
+    c: ContainerKernel<'_>,
     net: &Network,
     ep: &Endpoint,
     driver: NetworkDriver,
 ) -> Result<()> {
     let attached = add_endpoint_elements(k, net, ep)
-        .and_then(|()| create_links(k, netns_fd, net, ep))
+        .and_then(|()| create_links(k, c.netns_fd, net, ep))
         .and_then(|()| configure_host_side(k, net, ep))
-        .and_then(|()| configure_inside(ctr, net, ep, driver));
+        .and_then(|()| configure_inside(c, net, ep, driver));
     if let Err(e) = attached {
-        if let Err(undo) = detach(k, Some(ctr), net, ep) {
+        if let Err(undo) = detach(k, Some(c.links), net, ep) {
             tracing::warn!(endpoint = %ep.id, "undoing a failed attach failed too: {undo}");
         }
         return Err(e);
@@ -188,8 +217,7 @@ pub fn detach(k: HostKernel<'_>, ctr: Option<&dyn Links>, net: &Network, ep: &En
 /// elements are left to [`restore_firewall`].
 pub fn repair_endpoint(
     k: HostKernel<'_>,
-    ctr: &dyn Links,
-    netns_fd: RawFd,
+    c: ContainerKernel<'_>,
     net: &Network,
     ep: &Endpoint,
     driver: NetworkDriver,
@@ -197,13 +225,13 @@ pub fn repair_endpoint(
     let present = if uses_veth(net.net_type) {
         k.links.link_index(&host_ifname(&ep.id))?.is_some()
     } else {
-        ctr.link_index(&net.interface)?.is_some()
+        c.links.link_index(&net.interface)?.is_some()
     };
     if !present {
-        create_links(k, netns_fd, net, ep)?;
+        create_links(k, c.netns_fd, net, ep)?;
     }
     configure_host_side(k, net, ep)?;
-    configure_inside(ctr, net, ep, driver)
+    configure_inside(c, net, ep, driver)
 }
 
 /// Rebuilds cell's tables in one transaction: the tables are deleted and
@@ -274,6 +302,14 @@ fn create_links(k: HostKernel<'_>, netns_fd: RawFd, net: &Network, ep: &Endpoint
 
 fn configure_host_side(k: HostKernel<'_>, net: &Network, ep: &Endpoint) -> Result<()> {
     let host_if = host_ifname(&ep.id);
+    // A bridge port needs no address of its own, nor does a routed veth of
+    // a network without IPv6; without IPv6 the new link sends no duplicate
+    // address probes and multicast reports, which a bridge would flood to
+    // every other port (the cost of an attach would grow with their count).
+    if net.net_type == NetworkType::Bridge || (uses_veth(net.net_type) && net.subnet6.is_none()) {
+        k.sysctl
+            .set(&format!("net/ipv6/conf/{host_if}/disable_ipv6"), "1")?;
+    }
     match net.net_type {
         NetworkType::Loopback => {
             if ep.ip_address.is_some() {
@@ -304,8 +340,18 @@ fn configure_host_side(k: HostKernel<'_>, net: &Network, ep: &Endpoint) -> Resul
     Ok(())
 }
 
-fn configure_inside(ctr: &dyn Links, net: &Network, ep: &Endpoint, driver: NetworkDriver) -> Result<()> {
+fn configure_inside(
+    c: ContainerKernel<'_>,
+    net: &Network,
+    ep: &Endpoint,
+    driver: NetworkDriver,
+) -> Result<()> {
+    let ctr = c.links;
     let ifname = net.interface.as_str();
+    if net.subnet6.is_none() {
+        c.sysctl
+            .set(&format!("net/ipv6/conf/{ifname}/disable_ipv6"), "1")?;
+    }
     if uses_veth(net.net_type) {
         ctr.set_mac(ifname, endpoint_mac(&ep.id))?;
     }
@@ -379,6 +425,7 @@ mod tests {
         firewall: FakeFirewall,
         sysctl: FakeSysctl,
         ctr: FakeLinks,
+        ctr_sysctl: FakeSysctl,
     }
 
     impl Fakes {
@@ -388,6 +435,7 @@ mod tests {
                 firewall: FakeFirewall::new(),
                 sysctl: FakeSysctl::default(),
                 ctr: FakeLinks::new(),
+                ctr_sysctl: FakeSysctl::default(),
             }
         }
 
@@ -396,6 +444,14 @@ mod tests {
                 links: &self.links,
                 firewall: &self.firewall,
                 sysctl: &self.sysctl,
+            }
+        }
+
+        fn container(&self) -> ContainerKernel<'_> {
+            ContainerKernel {
+                links: &self.ctr,
+                sysctl: &self.ctr_sysctl,
+                netns_fd: 7,
             }
         }
 
@@ -411,7 +467,7 @@ mod tests {
                     "macvlan"
                 }),
             );
-            attach(self.kernel(), &self.ctr, 7, net, ep, driver)
+            attach(self.kernel(), self.container(), net, ep, driver)
         }
     }
 
@@ -495,6 +551,24 @@ mod tests {
     }
 
     #[test]
+    fn loopback_subnets_are_unreachable_but_for_their_containers() {
+        let f = Fakes::new();
+        let n = network(NetworkType::Loopback);
+        setup_network(f.kernel(), &n).unwrap();
+        let ops = f.links.ops();
+        assert!(ops.contains(&LinkOp::AddUnreachableRoute {
+            dest: net("10.1.0.0/24")
+        }));
+        assert!(ops.contains(&LinkOp::AddUnreachableRoute {
+            dest: net("fd00:1::/64")
+        }));
+        teardown_network(f.kernel(), &n).unwrap();
+        assert!(f.links.ops().contains(&LinkOp::DelUnreachableRoute {
+            dest: net("10.1.0.0/24")
+        }));
+    }
+
+    #[test]
     fn custom_network_needs_its_parent_and_never_deletes_it() {
         let f = Fakes::new();
         let mut n = network(NetworkType::Custom);
@@ -556,6 +630,23 @@ mod tests {
         // Elements first: anti-spoofing holds before the link exists.
         let batch = &f.firewall.batches()[0];
         assert!(batch.to_string().contains("routed_allowed4"), "{batch}");
+    }
+
+    #[test]
+    fn links_of_networks_without_ipv6_have_it_off() {
+        let f = Fakes::new();
+        let mut n = network(NetworkType::Loopback);
+        n.subnet6 = None;
+        f.attach(&n, &endpoint(), NetworkDriver::Ipnet).unwrap();
+        let off = |name: &str| (format!("net/ipv6/conf/{name}/disable_ipv6"), "1".to_string());
+        assert!(f.sysctl.writes().contains(&off("cvaabbccddeeff")));
+        assert!(f.ctr_sysctl.writes().contains(&off("cell0")));
+        // With a subnet6 the routed host end keeps IPv6 (it holds fe80::1).
+        let f = Fakes::new();
+        f.attach(&network(NetworkType::Loopback), &endpoint(), NetworkDriver::Ipnet)
+            .unwrap();
+        assert!(!f.sysctl.writes().contains(&off("cvaabbccddeeff")));
+        assert!(f.ctr_sysctl.writes().is_empty());
     }
 
     #[test]
@@ -638,7 +729,7 @@ mod tests {
         // The host side works, the container side fails at its third call.
         f.ctr.insert("cell0", Some("veth"));
         f.ctr.fail_call(3);
-        let err = attach(f.kernel(), &f.ctr, 7, &n, &ep, NetworkDriver::Vnet).unwrap_err();
+        let err = attach(f.kernel(), f.container(), &n, &ep, NetworkDriver::Vnet).unwrap_err();
         assert!(err.to_string().contains("injected"), "{err}");
         assert_eq!(f.links.link_index("cvaabbccddeeff").unwrap(), None);
         let batches = f.firewall.batches();
@@ -653,10 +744,10 @@ mod tests {
         f.links.insert("cell0", Some("bridge"));
         let ep = endpoint();
         f.ctr.insert("cell0", Some("veth"));
-        repair_endpoint(f.kernel(), &f.ctr, 7, &n, &ep, NetworkDriver::Vnet).unwrap();
+        repair_endpoint(f.kernel(), f.container(), &n, &ep, NetworkDriver::Vnet).unwrap();
         assert!(matches!(f.links.ops()[1], LinkOp::CreateVethPair { .. }));
         f.links.clear_ops();
-        repair_endpoint(f.kernel(), &f.ctr, 7, &n, &ep, NetworkDriver::Vnet).unwrap();
+        repair_endpoint(f.kernel(), f.container(), &n, &ep, NetworkDriver::Vnet).unwrap();
         assert!(
             !f.links
                 .ops()

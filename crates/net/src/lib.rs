@@ -42,4 +42,4 @@ pub use mac::MacAddr;
 pub use netlink::NetlinkLinks;
 pub use netns::{create_netns, delete_netns, in_netns};
 pub use nft::{FakeFirewall, Firewall, Nft};
-pub use sysctl::{FakeSysctl, ProcSysctl, Sysctl};
+pub use sysctl::{FakeSysctl, NetnsSysctl, ProcSysctl, Sysctl};

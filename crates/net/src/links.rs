@@ -97,6 +97,13 @@ pub trait Links: Send + Sync {
     fn add_route(&self, dest: IpNet, dev: &str, gateway: Option<IpAddr>) -> Result<()>;
     /// Deletes a route to `dest` out of `dev`; succeeds if it does not exist.
     fn del_route(&self, dest: IpNet, dev: &str) -> Result<()>;
+    /// Adds an `unreachable` route to `dest`, on no device: what no more
+    /// specific route claims is refused rather than sent by a less specific
+    /// one (the default route). Succeeds if it exists.
+    fn add_unreachable_route(&self, dest: IpNet) -> Result<()>;
+    /// Deletes the `unreachable` route to `dest`; succeeds if it does not
+    /// exist.
+    fn del_unreachable_route(&self, dest: IpNet) -> Result<()>;
 }
 
 /// One recorded call of [`FakeLinks`].
@@ -163,6 +170,12 @@ pub enum LinkOp {
     DelRoute {
         dest: IpNet,
         dev: String,
+    },
+    AddUnreachableRoute {
+        dest: IpNet,
+    },
+    DelUnreachableRoute {
+        dest: IpNet,
     },
 }
 
@@ -445,6 +458,16 @@ impl Links for FakeLinks {
             dest,
             dev: dev.into(),
         })?);
+        Ok(())
+    }
+
+    fn add_unreachable_route(&self, dest: IpNet) -> Result<()> {
+        drop(self.record(LinkOp::AddUnreachableRoute { dest })?);
+        Ok(())
+    }
+
+    fn del_unreachable_route(&self, dest: IpNet) -> Result<()> {
+        drop(self.record(LinkOp::DelUnreachableRoute { dest })?);
         Ok(())
     }
 }

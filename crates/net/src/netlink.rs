@@ -216,6 +216,13 @@ impl NetlinkLinks {
     }
 
     fn route_message(&self, dest: IpNet, dev: &str) -> Result<RouteMessage> {
+        let mut msg = Self::route_to(dest);
+        msg.attributes.push(RouteAttribute::Oif(self.index_of(dev)?));
+        Ok(msg)
+    }
+
+    /// A main-table route message to `dest`, with no device yet.
+    fn route_to(dest: IpNet) -> RouteMessage {
         let mut msg = RouteMessage::default();
         msg.header.address_family = match dest {
             IpNet::V4(_) => AddressFamily::Inet,
@@ -227,8 +234,7 @@ impl NetlinkLinks {
             msg.attributes
                 .push(RouteAttribute::Destination(RouteAddress::from(dest.network())));
         }
-        msg.attributes.push(RouteAttribute::Oif(self.index_of(dev)?));
-        Ok(msg)
+        msg
     }
 }
 
@@ -466,6 +472,33 @@ impl Links for NetlinkLinks {
         }
     }
 
+    fn add_unreachable_route(&self, dest: IpNet) -> Result<()> {
+        let msg = Self::unreachable_message(dest);
+        match self.request(RouteNetlinkMessage::NewRoute(msg), NLM_F_CREATE | NLM_F_EXCL) {
+            Ok(_) | Err(NetlinkError::Kernel { errno: libc::EEXIST }) => Ok(()),
+            Err(source) => Err(NetError::AddRoute {
+                dest: dest.trunc(),
+                dev: "(unreachable)".into(),
+                source,
+            }),
+        }
+    }
+
+    fn del_unreachable_route(&self, dest: IpNet) -> Result<()> {
+        let msg = Self::unreachable_message(dest);
+        match self.request(RouteNetlinkMessage::DelRoute(msg), 0) {
+            Ok(_)
+            | Err(NetlinkError::Kernel {
+                errno: libc::ESRCH | libc::ENOENT,
+            }) => Ok(()),
+            Err(source) => Err(NetError::DelRoute {
+                dest: dest.trunc(),
+                dev: "(unreachable)".into(),
+                source,
+            }),
+        }
+    }
+
     fn del_route(&self, dest: IpNet, dev: &str) -> Result<()> {
         let dest = dest.trunc();
         let mut msg = match self.route_message(dest, dev) {
@@ -486,6 +519,16 @@ impl Links for NetlinkLinks {
                 source,
             }),
         }
+    }
+}
+
+impl NetlinkLinks {
+    fn unreachable_message(dest: IpNet) -> RouteMessage {
+        let mut msg = Self::route_to(dest.trunc());
+        msg.header.protocol = RouteProtocol::Static;
+        msg.header.kind = RouteType::Unreachable;
+        msg.header.scope = RouteScope::Universe;
+        msg
     }
 }
 

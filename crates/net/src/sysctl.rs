@@ -38,6 +38,28 @@ impl Sysctl for ProcSysctl {
     }
 }
 
+/// [`Sysctl`] of another network namespace, the one bind-mounted at a
+/// path: each write is done by a thread that has entered it.
+#[derive(Debug)]
+pub struct NetnsSysctl {
+    path: std::path::PathBuf,
+}
+
+impl NetnsSysctl {
+    /// Sysctls of the namespace at `path`.
+    pub fn new(path: &std::path::Path) -> Self {
+        Self {
+            path: path.to_path_buf(),
+        }
+    }
+}
+
+impl Sysctl for NetnsSysctl {
+    fn set(&self, key: &str, value: &str) -> Result<()> {
+        crate::netns::in_netns(&self.path, || ProcSysctl.set(key, value))?
+    }
+}
+
 /// A recording [`Sysctl`] for plan tests.
 #[derive(Debug, Default)]
 pub struct FakeSysctl {

@@ -94,7 +94,13 @@ async fn run(cli: Cli) -> Result<i32> {
         }
         Command::Run(args) => {
             let id = create(client, &args.create).await?;
-            eprintln!("{id}");
+            // Detached, the id is the result (`id=$(cell run -d ...)`, as
+            // with Docker); attached, stdout is the container's own.
+            if args.detach {
+                println!("{id}");
+            } else {
+                eprintln!("{id}");
+            }
             let exec = client
                 .call(Method::POST, &format!("/containers/{id}/start"), None)
                 .await?;
