@@ -100,3 +100,7 @@ for c in "${checkpoints[@]}"; do
 done
 printf 'all %d connects: median %s ms, slowest %s ms\n' "$N_MAX" "$(median_ms "${times[@]}")" \
     "$(printf '%s\n' "${times[@]}" | sort -n | tail -1 | awk '{printf "%.2f", $1 / 1000}')"
+
+# CELL_LOG=debug CELL_BENCH_LOG=FILE keeps celld's log, with the time of
+# each step of every attach.
+if [[ -n ${CELL_BENCH_LOG:-} ]]; then cp "$CELL_TMP/celld.log" "$CELL_BENCH_LOG"; fi

@@ -4,7 +4,8 @@
 # iproute2 and util-linux's unshare/nsenter for the sandboxes. Idempotent.
 set -euo pipefail
 
-packages=(busybox-static nftables libnftables-dev iproute2 util-linux procps)
+# gcc and libc6-dev: the traffic tests build a small static packet forger.
+packages=(busybox-static nftables libnftables-dev iproute2 util-linux procps gcc libc6-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

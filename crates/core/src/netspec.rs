@@ -220,6 +220,18 @@ impl CreateNetwork {
 
         let icc = self.icc.unwrap_or(true);
         let nat = self.nat_choice(net_type, icc)?;
+        // A macvlan child's frames leave by the parent without passing a
+        // hook of the host that cell filters in, so cell cannot promise
+        // anti-spoofing there: it says so rather than pretend.
+        let antispoof = match (net_type, self.antispoof) {
+            (NetworkType::Custom, Some(true)) => {
+                return Err(CoreError::invalid(format!(
+                    "anti-spoofing is not available on custom networks (network '{name}')"
+                )));
+            }
+            (NetworkType::Custom, _) => false,
+            (_, asked) => asked.unwrap_or(true),
+        };
 
         Ok(ValidNetwork {
             name: name.to_string(),
@@ -232,7 +244,7 @@ impl CreateNetwork {
             nat,
             icc,
             internal: self.internal,
-            antispoof: self.antispoof.unwrap_or(true),
+            antispoof,
         })
     }
 
@@ -926,6 +938,20 @@ mod tests {
         let msg = refused(&req, "'testnet'");
         assert!(
             msg.starts_with("icc cannot be turned off on custom networks"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn custom_networks_have_no_antispoofing() {
+        assert!(!custom().validate().unwrap().antispoof);
+        let req = CreateNetwork {
+            antispoof: Some(true),
+            ..custom()
+        };
+        let msg = refused(&req, "'testnet'");
+        assert!(
+            msg.starts_with("anti-spoofing is not available on custom networks"),
             "{msg}"
         );
     }

@@ -258,6 +258,7 @@ impl Engine {
         let lock = self.container_lock(&container.id);
         let _container = lock.lock().unwrap_or_else(|e| e.into_inner());
         let container = self.find_container(&container.id)?;
+        let started = std::time::Instant::now();
         let endpoint = {
             let mut store = self.store();
             new_endpoint(
@@ -274,6 +275,8 @@ impl Engine {
             let _ = self.store().delete_endpoint(&endpoint.id);
             return Err(e);
         }
+        tracing::debug!(container = %container.name, network = %network.name,
+            total_us = started.elapsed().as_micros(), "connected");
         Ok(endpoint)
     }
 
@@ -389,8 +392,10 @@ impl Engine {
                 container.name, network.name
             )
         };
+        let opened = std::time::Instant::now();
         let ns = std::fs::File::open(&path).context(context)?;
         let links = NetlinkLinks::in_netns(&path).context(context)?;
+        tracing::debug!(container = %container.name, open_us = opened.elapsed().as_micros(), "entered netns");
         let sysctl = NetnsSysctl::new(&path);
         let inside = ContainerKernel {
             links: &links,
@@ -592,7 +597,7 @@ fn new_endpoint(
     let veth = driver::uses_veth(network.net_type);
     let endpoint = Endpoint {
         epair: veth.then(|| driver::host_ifname(&id)),
-        mac: veth.then(|| driver::endpoint_mac(&id).to_string()),
+        mac: veth.then(|| driver::mac_from_id(&id).to_string()),
         id,
         network_id: network.id.clone(),
         container_id: container.id.clone(),

@@ -73,10 +73,10 @@ pub fn uses_veth(net_type: NetworkType) -> bool {
     matches!(net_type, NetworkType::Loopback | NetworkType::Bridge)
 }
 
-/// A MAC for an endpoint, derived from its id: locally administered
+/// A MAC derived from an endpoint's or network's id: locally administered
 /// unicast (`02:...`), stable across restarts, so the anti-spoofing
 /// elements computed at repair time match the interface.
-pub fn endpoint_mac(endpoint_id: &str) -> MacAddr {
+pub fn mac_from_id(endpoint_id: &str) -> MacAddr {
     let mut mac = [0x02, 0, 0, 0, 0, 0];
     for (i, byte) in mac.iter_mut().skip(1).enumerate() {
         *byte = endpoint_id
@@ -96,6 +96,10 @@ pub fn setup_network(k: HostKernel<'_>, net: &Network) -> Result<()> {
             if k.links.link_index(&net.interface)?.is_none() {
                 k.links.create_bridge(&net.interface)?;
             }
+            // A bridge without an address of its own takes the lowest of
+            // its ports' and changes it as ports come and go, cutting the
+            // containers off their gateway until their ARP entries expire.
+            k.links.set_mac(&net.interface, mac_from_id(&net.id))?;
             if let (Some(subnet), Some(gw)) = (net.subnet, net.gateway) {
                 k.links
                     .add_address(&net.interface, IpNet::V4(with_prefix4(gw, subnet)))?;
@@ -178,10 +182,16 @@ pub fn attach(
     ep: &Endpoint,
     driver: NetworkDriver,
 ) -> Result<()> {
+    let mut clock = StepClock::new();
     let attached = add_endpoint_elements(k, net, ep)
+        .inspect(|()| clock.lap("firewall"))
         .and_then(|()| create_links(k, c.netns_fd, net, ep))
+        .inspect(|()| clock.lap("create"))
         .and_then(|()| configure_host_side(k, net, ep))
-        .and_then(|()| configure_inside(c, net, ep, driver));
+        .inspect(|()| clock.lap("host"))
+        .and_then(|()| configure_inside(c, net, ep, driver))
+        .inspect(|()| clock.lap("inside"));
+    tracing::debug!(endpoint = %ep.id, network = %net.name, steps = %clock, "attach");
     if let Err(e) = attached {
         if let Err(undo) = detach(k, Some(c.links), net, ep) {
             tracing::warn!(endpoint = %ep.id, "undoing a failed attach failed too: {undo}");
@@ -189,6 +199,36 @@ pub fn attach(
         return Err(e);
     }
     Ok(())
+}
+
+/// Microseconds per step of a multi-step operation, for debug logs.
+struct StepClock {
+    last: std::time::Instant,
+    laps: Vec<(&'static str, u128)>,
+}
+
+impl StepClock {
+    fn new() -> Self {
+        Self {
+            last: std::time::Instant::now(),
+            laps: Vec::new(),
+        }
+    }
+
+    fn lap(&mut self, step: &'static str) {
+        let now = std::time::Instant::now();
+        self.laps.push((step, (now - self.last).as_micros()));
+        self.last = now;
+    }
+}
+
+impl std::fmt::Display for StepClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (step, us)) in self.laps.iter().enumerate() {
+            write!(f, "{}{step}={us}us", if i == 0 { "" } else { " " })?;
+        }
+        Ok(())
+    }
 }
 
 /// Detaches an endpoint: its firewall elements and its links (with their
@@ -273,7 +313,7 @@ pub fn remove_links(links: &dyn Links, names: &HashSet<String>) -> Result<Vec<St
 
 /// The firewall elements of an endpoint, with the MAC its interface gets.
 fn endpoint_elements(net: &Network, ep: &Endpoint) -> Result<Vec<ruleset::Element>> {
-    let mac = uses_veth(net.net_type).then(|| endpoint_mac(&ep.id));
+    let mac = uses_veth(net.net_type).then(|| mac_from_id(&ep.id));
     ruleset::endpoint_elements(net, ep, &host_ifname(&ep.id), mac)
 }
 
@@ -353,7 +393,7 @@ fn configure_inside(
             .set(&format!("net/ipv6/conf/{ifname}/disable_ipv6"), "1")?;
     }
     if uses_veth(net.net_type) {
-        ctr.set_mac(ifname, endpoint_mac(&ep.id))?;
+        ctr.set_mac(ifname, mac_from_id(&ep.id))?;
     }
     ctr.set_up(ifname)?;
     // A vnet container has the subnet's mask, like any host on a LAN; an
@@ -511,7 +551,7 @@ mod tests {
         assert!(!is_host_ifname("cv0"));
         assert!(!is_host_ifname("cell0"));
         assert!(!is_host_ifname("cvaabbccddeefg"));
-        assert_eq!(endpoint_mac("aabbccddeeff").to_string(), "02:aa:bb:cc:dd:ee");
+        assert_eq!(mac_from_id("aabbccddeeff").to_string(), "02:aa:bb:cc:dd:ee");
     }
 
     #[test]
@@ -521,6 +561,10 @@ mod tests {
         setup_network(f.kernel(), &n).unwrap();
         let ops = f.links.ops();
         assert!(ops.contains(&LinkOp::CreateBridge { name: "cell0".into() }));
+        assert!(ops.contains(&LinkOp::SetMac {
+            name: "cell0".into(),
+            mac: "02:01:23:45:67:89".parse().unwrap()
+        }));
         assert!(ops.contains(&LinkOp::AddAddress {
             name: "cell0".into(),
             addr: net("10.1.0.1/24")

@@ -68,6 +68,9 @@ pub const SET_ALLOWED_MAC: &str = "allowed_mac";
 pub const SET_ALLOWED4: &str = "allowed4";
 /// `bridge cell`: `ifname . ether_addr . ipv6_addr` a port may send with.
 pub const SET_ALLOWED6: &str = "allowed6";
+/// `bridge cell`: `ifname . ether_addr . mark` with the low 32 bits of each
+/// IPv6 address a port may announce in neighbour advertisements.
+pub const SET_ND_TARGETS: &str = "nd_targets";
 /// `bridge cell`: bridge ports of networks with icc off; two of them may
 /// not exchange frames.
 pub const SET_ICC_OFF_PORTS: &str = "icc_off_ports";
@@ -135,6 +138,11 @@ fn set_ref(name: &str) -> Value {
 
 fn prefix(net: IpNet) -> Value {
     json!({"prefix": {"addr": net.network().to_string(), "len": net.prefix_len()}})
+}
+
+/// `len` bits at bit `offset` of the transport header.
+fn raw_th(offset: u32, len: u32) -> Value {
+    json!({"payload": {"base": "th", "offset": offset, "len": len}})
 }
 
 fn verdict(v: &str) -> Value {
@@ -284,6 +292,7 @@ fn bridge_table() -> Vec<Value> {
         set(f, SET_ALLOWED4, &["ifname", "ether_addr", "ipv4_addr"], false),
         set(f, SET_ALLOWED6, &["ifname", "ether_addr", "ipv6_addr"], false),
         set(f, SET_ICC_OFF_PORTS, &["ifname"], false),
+        set(f, SET_ND_TARGETS, &["ifname", "ether_addr", "mark"], false),
         chain(f, c, "filter", "prerouting", PRIO_BRIDGE_PREROUTING),
         chain(f, CHAIN_BRIDGE_FORWARD, "filter", "forward", PRIO_BRIDGE_FILTER),
         // Frames from ports without anti-spoofing leave the chain at once.
@@ -346,6 +355,56 @@ fn bridge_table() -> Vec<Value> {
                     payload("icmpv6", "type"),
                     json!({"set": ["nd-router-advert", "nd-redirect"]}),
                 ),
+                verdict("drop"),
+            ],
+        ),
+        // Neighbour advertisements are IPv6's ARP replies: the address they
+        // announce (the target, bits 64 to 191 of the ICMPv6 header) must be the
+        // port's too, or a container could poison its neighbours' caches
+        // from its own source address. nft 1.0.6 has no `icmpv6 taddr` and
+        // cannot look a raw 128-bit field up in a set, so the check is on
+        // the target's low 32 bits, carried in the mark: within one
+        // on-link subnet cell's addresses differ there. Link-local targets
+        // need only the port's own MAC, like link-local sources below.
+        rule(
+            f,
+            c,
+            vec![
+                ether_type("ip6"),
+                is(payload("icmpv6", "type"), json!("nd-neighbor-advert")),
+                is(raw_th(64, 10), json!(0x3fa)),
+                is(concat(vec![iif(), ether_saddr()]), set_ref(SET_ALLOWED_MAC)),
+                verdict("accept"),
+            ],
+        ),
+        rule(
+            f,
+            c,
+            vec![
+                ether_type("ip6"),
+                is(payload("icmpv6", "type"), json!("nd-neighbor-advert")),
+                json!({"mangle": {"key": meta("mark"), "value": raw_th(160, 32)}}),
+            ],
+        ),
+        rule(
+            f,
+            c,
+            vec![
+                ether_type("ip6"),
+                is(payload("icmpv6", "type"), json!("nd-neighbor-advert")),
+                is(
+                    concat(vec![iif(), ether_saddr(), meta("mark")]),
+                    set_ref(SET_ND_TARGETS),
+                ),
+                verdict("accept"),
+            ],
+        ),
+        rule(
+            f,
+            c,
+            vec![
+                ether_type("ip6"),
+                is(payload("icmpv6", "type"), json!("nd-neighbor-advert")),
                 verdict("drop"),
             ],
         ),
@@ -564,6 +623,11 @@ pub fn endpoint_elements(
                 if let Some(ip) = ep.ip_address6 {
                     let v = concat(vec![port(), mac.clone(), json!(ip.to_string())]);
                     elems.push(Element::new(b, SET_ALLOWED6, v));
+                    // The mark holds the packet's bytes as they are, and a mark is
+                    // a host-order number: read the bytes in host order too.
+                    let low32 = u32::from_ne_bytes(ip.octets()[12..].try_into().unwrap());
+                    let v = concat(vec![port(), mac.clone(), json!(low32)]);
+                    elems.push(Element::new(b, SET_ND_TARGETS, v));
                 }
             }
             if !net.icc {
@@ -708,7 +772,13 @@ mod tests {
                 ("bridge", SET_ALLOWED_MAC),
                 ("bridge", SET_ALLOWED4),
                 ("bridge", SET_ALLOWED6),
+                ("bridge", SET_ND_TARGETS),
             ]
+        );
+        assert_eq!(
+            elems[4].value,
+            json!({"concat": ["vh0", "02:00:00:00:00:02", u32::from_ne_bytes([0, 0, 0, 2])]}),
+            "the low 32 bits of fd00:1::2, as the mark holds them"
         );
         assert_eq!(
             elems[2].value,

@@ -55,7 +55,12 @@ fn main() {
         // Before any thread exists: the supervisor forks and unshares.
         cell_runtime::shim::shim_main(state_dir);
     }
+    // CELL_LOG=debug (any EnvFilter directive) shows, among others, the
+    // time each step of an attach takes.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CELL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
