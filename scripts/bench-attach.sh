@@ -17,6 +17,9 @@ if ! [[ $N_MAX =~ ^[0-9]+$ ]] || ((N_MAX < 10 || N_MAX > 1000)); then
     echo "N_MAX must be a number from 10 to 1000 (a bridge has at most 1024 ports), not '$N_MAX'" >&2
     exit 1
 fi
+# celld logs the time of each step of every attach at debug level; the
+# table below splits the connect time with it.
+export CELL_LOG=${CELL_LOG:-info,cell_net=debug}
 start_celld
 cell() { "$CELL_BIN/cell" "$@"; }
 
@@ -88,15 +91,31 @@ if ! cell exec "c$N_MAX" ip -o -4 addr 2>/dev/null | grep -q 'inet 10\.64\.'; th
     echo "warning: the last container has no 10.64.x.x address" >&2
 fi
 
+# The steps of each attach, in connect order: "firewall=12us create=..."
+# (the nftables transaction, the veth pair, the host side, the inside).
+mapfile -t steps < <(sed -n 's/.* attach .*steps=//p' "$CELL_TMP/celld.log")
+# The median over connects lo..hi of one step (in ms), or "-" without logs.
+step_ms() {
+    local step=$1 lo=$2 hi=$3 values=()
+    ((${#steps[@]} >= hi)) || { echo "-"; return; }
+    for ((j = lo - 1; j < hi; j++)); do
+        values+=("$(grep -o "$step=[0-9]*" <<<"${steps[j]}" | cut -d= -f2)")
+    done
+    median_ms "${values[@]}"
+}
+
 echo
-printf '%-8s %-24s %-22s %8s %14s\n' "N" "connects (window)" "median connect (ms)" "rules" "set elements"
+echo "median of 10 connects around N; 'cell network connect' is the whole command (client,"
+echo "HTTP, store, kernel), the four steps are celld's kernel work within it (ms):"
+printf '%-6s %-10s %8s %9s %7s %6s %7s %6s %9s\n' "N" "connects" "connect" "firewall" "create" "host" "inside" "rules" "elements"
 for c in "${checkpoints[@]}"; do
     lo=$((c - 4))
     ((lo > N_MAX - 9)) && lo=$((N_MAX - 9))
     ((lo < 1)) && lo=1
     hi=$((lo + 9))
-    printf '%-8s %-24s %-22s %8s %14s\n' "$c" "$lo-$hi" "$(median_ms "${times[@]:lo-1:10}")" \
-        "${rules_at[$c]}" "${elements_at[$c]}"
+    printf '%-6s %-10s %8s %9s %7s %6s %7s %6s %9s\n' "$c" "$lo-$hi" "$(median_ms "${times[@]:lo-1:10}")" \
+        "$(step_ms firewall "$lo" "$hi")" "$(step_ms create "$lo" "$hi")" "$(step_ms host "$lo" "$hi")" \
+        "$(step_ms inside "$lo" "$hi")" "${rules_at[$c]}" "${elements_at[$c]}"
 done
 printf 'all %d connects: median %s ms, slowest %s ms\n' "$N_MAX" "$(median_ms "${times[@]}")" \
     "$(printf '%s\n' "${times[@]}" | sort -n | tail -1 | awk '{printf "%.2f", $1 / 1000}')"
