@@ -802,13 +802,12 @@ fn bad_network_creates_are_refused_and_change_nothing() {
     .iter()
     .map(|(args, needle)| (format!("network create {args}"), *needle))
     .collect();
-    let cases: Vec<(&str, &str)> = cases.iter().map(|(l, n)| (l.as_str(), *n)).collect();
+    let mut cases: Vec<(&str, &str)> = cases.iter().map(|(l, n)| (l.as_str(), *n)).collect();
+    cases.push((
+        "network create -t vxlan --subnet 10.6.0.0/24 x",
+        "unknown network type 'vxlan'",
+    ));
     refused(&sb, &cases);
-    // The client refuses an unknown type itself (clap's message, several lines).
-    sb.fails(
-        &words("network create -t vxlan --subnet 10.6.0.0/24 x"),
-        "'vxlan'",
-    );
     assert_eq!(network_ids(&sb).len(), 2);
     // 15 characters is the limit, not over it.
     create(&sb, "-t bridge -i abcdefghijklmno --subnet 10.6.0.0/24 x");

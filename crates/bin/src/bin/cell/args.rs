@@ -153,7 +153,7 @@ pub struct NetworkCreateArgs {
     /// per container, no bridge), bridge (a Linux bridge the containers'
     /// veths join) or custom (macvlan children of an existing interface,
     /// given with -i). Default: loopback.
-    #[arg(short = 't', long = "type", value_name = "TYPE", value_parser = ["loopback", "bridge", "custom"])]
+    #[arg(short = 't', long = "type", value_name = "TYPE")]
     pub net_type: Option<String>,
     /// The network's interface (default: the first free cellN; the bridge
     /// of a bridge network); for a custom network, the existing parent

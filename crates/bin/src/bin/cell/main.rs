@@ -474,7 +474,6 @@ mod tests {
             "cell network create --icc maybe x",
             "cell network create --icc x",
             "cell network create --antispoof yes x",
-            "cell network create -t vxlan x",
             "cell network create",
         ] {
             assert!(parse(line).is_err(), "{line} was accepted");
