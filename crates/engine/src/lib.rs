@@ -1,7 +1,8 @@
 //! cell-engine: cell's use cases, and the repair of kernel state at start.
 //!
 //! [`Engine`] is what `celld` serves: images ([`images`]), containers and
-//! their execution instances ([`containers`], [`execs`]). Every use case
+//! their execution instances ([`containers`], [`execs`]), networks and the
+//! endpoints that attach containers to them ([`networks`]). Every use case
 //! checks its input first, records intent in the store, then acts on the
 //! system through the runtime and net layers, undoing what it did if a later
 //! step fails. The functions are blocking; the daemon runs them off its

@@ -575,24 +575,20 @@ fn new_endpoint(
         .into());
     }
     let (used4, used6) = store.addresses_in_network(&network.id).context(context)?;
-    let ip_address = match (ip, network.subnet) {
-        (Some(text), _) => {
-            let addr = ipam::parse_requested_v4(network, text)?;
-            ipam::check_requested_v4(network, addr, &used4)?;
-            Some(addr)
-        }
-        (None, Some(_)) => Some(ipam::allocate_v4(network, &used4)?),
-        (None, None) => None,
-    };
-    let ip_address6 = match (ip6, network.subnet6) {
-        (Some(text), _) => {
-            let addr = ipam::parse_requested_v6(network, text)?;
-            ipam::check_requested_v6(network, addr, &used6)?;
-            Some(addr)
-        }
-        (None, Some(_)) => Some(ipam::allocate_v6(network, &used6)?),
-        (None, None) => None,
-    };
+    let ip_address = address(
+        ip,
+        network.subnet.is_some(),
+        |text| ipam::parse_requested_v4(network, text),
+        |addr| ipam::check_requested_v4(network, addr, &used4),
+        || ipam::allocate_v4(network, &used4),
+    )?;
+    let ip_address6 = address(
+        ip6,
+        network.subnet6.is_some(),
+        |text| ipam::parse_requested_v6(network, text),
+        |addr| ipam::check_requested_v6(network, addr, &used6),
+        || ipam::allocate_v6(network, &used6),
+    )?;
     let id = new_id();
     let veth = driver::uses_veth(network.net_type);
     let endpoint = Endpoint {
@@ -619,6 +615,26 @@ fn new_endpoint(
         }
     })?;
     Ok(endpoint)
+}
+
+/// One family's address of a new endpoint: the requested one, checked;
+/// else the next free one if the network has a subnet of that family.
+fn address<A: Copy>(
+    requested: Option<&str>,
+    has_subnet: bool,
+    parse: impl Fn(&str) -> cell_core::error::Result<A>,
+    check: impl Fn(A) -> cell_core::error::Result<()>,
+    allocate: impl Fn() -> cell_core::error::Result<A>,
+) -> Result<Option<A>> {
+    Ok(match requested {
+        Some(text) => {
+            let addr = parse(text)?;
+            check(addr)?;
+            Some(addr)
+        }
+        None if has_subnet => Some(allocate()?),
+        None => None,
+    })
 }
 
 /// A network in Kleene's JSON: absent values are empty strings.
@@ -698,10 +714,10 @@ mod tests {
         assert_eq!(default_route_v6(v6).as_deref(), Some("eth9"));
     }
 
-    #[test]
-    fn vnet_joins_bridges_only() {
-        let mut net = Network {
-            id: "0123456789ab".into(),
+    /// Seed 001's network.
+    fn testnet() -> Network {
+        Network {
+            id: "6b933304be4a".into(),
             name: "testnet".into(),
             net_type: NetworkType::Loopback,
             interface: "cell0".into(),
@@ -709,11 +725,16 @@ mod tests {
             subnet6: None,
             gateway: None,
             gateway6: None,
-            nat: None,
+            nat: Some("em0".into()),
             icc: true,
             internal: false,
             antispoof: true,
-        };
+        }
+    }
+
+    #[test]
+    fn vnet_joins_bridges_only() {
+        let mut net = testnet();
         let err = check_driver_type(NetworkDriver::Vnet, &net).unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -731,20 +752,7 @@ mod tests {
 
     #[test]
     fn inspect_json_has_kleenes_empty_strings() {
-        let net = Network {
-            id: "6b933304be4a".into(),
-            name: "testnet".into(),
-            net_type: NetworkType::Loopback,
-            interface: "cell0".into(),
-            subnet: Some("10.2.3.0/24".parse().unwrap()),
-            subnet6: None,
-            gateway: None,
-            gateway6: None,
-            nat: Some("em0".into()),
-            icc: true,
-            internal: false,
-            antispoof: true,
-        };
+        let net = testnet();
         let v = network_json(&net);
         assert_eq!(v["type"], "loopback");
         assert_eq!(v["subnet6"], "");
