@@ -36,7 +36,6 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::FileExt;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::os::unix::process::CommandExt;
 use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -181,36 +180,26 @@ pub fn spawn_shim(shim_exe: &Path, state_dir: &Path, spec: &ProcessSpec) -> Resu
     })?;
     spec.write_to(&state_dir.join(SPEC_FILE))?;
 
+    // The pipe is made CLOEXEC so that concurrent spawns elsewhere in celld
+    // do not inherit it; the shim gets it as its stdout, which the spawn
+    // sets up without CLOEXEC. Nothing runs between fork and exec, so std
+    // spawns with posix_spawn (a vfork) rather than a fork of celld, whose
+    // cost grows with its threads and mappings, i.e. with the number of
+    // running containers. The shim makes its own session.
     let (ready_read, ready_write) =
         pipe2(OFlag::O_CLOEXEC).map_err(|e| RuntimeError::sys("create the shim ready pipe", e))?;
-    let ready_fd = ready_write.as_raw_fd();
-    let mut command = Command::new(shim_exe);
-    command
+    let mut first = Command::new(shim_exe)
         .arg("shim")
         .arg(&state_dir)
-        .env(READY_FD_ENV, ready_fd.to_string())
+        .env(READY_FD_ENV, "1")
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    // SAFETY: the closure runs between fork and exec and only makes
-    // async-signal-safe system calls (setsid, fcntl) without allocating.
-    unsafe {
-        command.pre_exec(move || {
-            // A session of its own: no terminal signals from celld's session.
-            libc::setsid();
-            // The pipe was made CLOEXEC so that concurrent spawns elsewhere in
-            // celld do not inherit it; only the shim may keep it.
-            if libc::fcntl(ready_fd, libc::F_SETFD, 0) == -1 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut first = command.spawn().map_err(|source| RuntimeError::SpawnShim {
-        exe: shim_exe.into(),
-        source,
-    })?;
-    drop(ready_write);
+        .stdout(Stdio::from(ready_write))
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|source| RuntimeError::SpawnShim {
+            exe: shim_exe.into(),
+            source,
+        })?;
 
     let mut text = String::new();
     let read = File::from(ready_read).read_to_string(&mut text);
@@ -242,6 +231,9 @@ pub fn spawn_shim(shim_exe: &Path, state_dir: &Path, spec: &ProcessSpec) -> Resu
 ///
 /// Must be called before any thread is started: the shim forks.
 pub fn shim_main(state_dir: &Path) -> ! {
+    // A session of its own: no terminal signals from celld's session. This
+    // process is not a group leader (celld spawned it), so setsid works.
+    let _ = nix::unistd::setsid();
     let mut ready = take_ready_pipe();
     close_inherited_descriptors(ready.as_ref().map(|f| f.as_raw_fd()));
     let state_dir = fs::canonicalize(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
@@ -282,13 +274,29 @@ pub fn shim_main(state_dir: &Path) -> ! {
     std::process::exit(0)
 }
 
-/// The ready pipe inherited from [`spawn_shim`], if any.
+/// The ready pipe inherited from [`spawn_shim`], if any. It arrives as
+/// stdout; it is moved above stdio and stdout becomes `/dev/null` again, so
+/// that nothing the shim or its container prints can reach the caller.
 fn take_ready_pipe() -> Option<File> {
-    let fd: RawFd = std::env::var(READY_FD_ENV).ok()?.parse().ok()?;
+    let inherited: RawFd = std::env::var(READY_FD_ENV).ok()?.parse().ok()?;
     // SAFETY: F_GETFD only inspects the descriptor table.
-    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+    if unsafe { libc::fcntl(inherited, libc::F_GETFD) } == -1 {
         return None;
     }
+    let fd = if inherited < 3 {
+        // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor of the same pipe.
+        let moved = unsafe { libc::fcntl(inherited, libc::F_DUPFD_CLOEXEC, 3) };
+        if moved == -1 {
+            return None;
+        }
+        if let Ok(null) = OpenOptions::new().write(true).open("/dev/null") {
+            // SAFETY: dup2 onto a stdio descriptor this process owns.
+            unsafe { libc::dup2(null.as_raw_fd(), inherited) };
+        }
+        moved
+    } else {
+        inherited
+    };
     // SAFETY: spawn_shim passed this descriptor to this process alone, and
     // nothing else in the shim refers to it.
     let file = unsafe { File::from_raw_fd(fd) };
