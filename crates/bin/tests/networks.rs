@@ -992,6 +992,30 @@ fn orphan_veths_are_removed_when_celld_starts() {
 }
 
 #[test]
+fn stale_network_namespaces_are_removed_when_celld_starts() {
+    require_root!();
+    let mut sb = Sandbox::new();
+    create(&sb, "-t bridge --subnet 10.4.0.0/24 br");
+    run_d(&sb, "live", "-l vnet -n br");
+    // A namespace of a container that does not run, left by a teardown
+    // cut short: a bind mount under the root's netns/.
+    let stale = sb.root.join("netns").join("0123456789ab");
+    sb.sh_ok(&format!(
+        "touch {p} && unshare --net mount --bind /proc/self/ns/net {p}",
+        p = stale.display()
+    ));
+    assert!(sb.sh_ok("cat /proc/self/mounts").contains("0123456789ab"));
+    sb.kill_celld(libc::SIGKILL);
+    sb.start_celld();
+    let mounts = sb.sh_ok("cat /proc/self/mounts");
+    assert!(!mounts.contains("0123456789ab"), "{mounts}");
+    assert!(!stale.exists());
+    // The running container's namespace stays, and it still works.
+    assert!(sb.netns_path("live").exists());
+    assert!(sb.sh_in_netns("live", "ip -o addr show cell0").status.success());
+}
+
+#[test]
 fn a_container_that_died_while_celld_was_down_leaves_nothing_behind() {
     require_root!();
     let mut sb = Sandbox::new();

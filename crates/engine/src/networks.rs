@@ -526,7 +526,27 @@ impl Engine {
         if !removed.is_empty() {
             tracing::info!(?removed, "removed veths of containers that are gone");
         }
+        self.remove_stale_netns(&running);
         Ok(())
+    }
+
+    /// Unmounts the network namespaces of containers that do not run (a
+    /// teardown cut short by a crash); the namespaces die with the mounts.
+    fn remove_stale_netns(&self, running: &[Container]) {
+        let dir = self.config.root.join("netns");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if running.iter().any(|c| c.id == name) {
+                continue;
+            }
+            match cell_net::netns::delete_netns(&entry.path()) {
+                Ok(()) => tracing::info!(container = %name, "removed a stale network namespace"),
+                Err(e) => tracing::warn!(container = %name, "{e}"),
+            }
+        }
     }
 }
 
