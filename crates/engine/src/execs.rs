@@ -119,6 +119,15 @@ impl Engine {
                 if let Some(pid) = record.shim_pid {
                     wait_for_exit(pid, None);
                 }
+                // An init's exit tears the container's network down: under
+                // the container's lock, so that a `stop` racing this watcher
+                // returns only once that is done, and a `start` never
+                // overlaps it.
+                let lock = record
+                    .exec
+                    .is_init
+                    .then(|| engine.container_lock(&record.exec.container_id));
+                let _guard = lock.as_ref().map(|l| l.lock().unwrap_or_else(|e| e.into_inner()));
                 if let Err(e) = engine.record_exit(&record) {
                     tracing::error!(exec = %record.exec.id, "failed to record exit: {e}");
                 }
