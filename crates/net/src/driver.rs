@@ -459,6 +459,7 @@ mod tests {
     use crate::links::{FakeLinks, LinkOp};
     use crate::nft::FakeFirewall;
     use crate::sysctl::FakeSysctl;
+    use crate::test_fixtures::network;
 
     struct Fakes {
         links: FakeLinks,
@@ -508,23 +509,6 @@ mod tests {
                 }),
             );
             attach(self.kernel(), self.container(), net, ep, driver)
-        }
-    }
-
-    fn network(net_type: NetworkType) -> Network {
-        Network {
-            id: "0123456789ab".into(),
-            name: "web".into(),
-            net_type,
-            interface: "cell0".into(),
-            subnet: Some("10.1.0.0/24".parse().unwrap()),
-            subnet6: Some("fd00:1::/64".parse().unwrap()),
-            gateway: (net_type == NetworkType::Bridge).then(|| "10.1.0.1".parse().unwrap()),
-            gateway6: (net_type == NetworkType::Bridge).then(|| "fd00:1::1".parse().unwrap()),
-            nat: Some("eth0".into()),
-            icc: true,
-            internal: false,
-            antispoof: true,
         }
     }
 

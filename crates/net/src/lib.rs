@@ -35,6 +35,8 @@ pub mod netns;
 pub mod nft;
 pub mod ruleset;
 pub mod sysctl;
+#[cfg(test)]
+mod test_fixtures;
 
 pub use error::{NetError, NetlinkError, Result};
 pub use links::{FakeLinks, LinkInfo, LinkOp, Links};

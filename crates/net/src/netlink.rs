@@ -462,41 +462,15 @@ impl Links for NetlinkLinks {
             msg.attributes
                 .push(RouteAttribute::Gateway(RouteAddress::from(gw)));
         }
-        match self.request(RouteNetlinkMessage::NewRoute(msg), NLM_F_CREATE | NLM_F_EXCL) {
-            Ok(_) | Err(NetlinkError::Kernel { errno: libc::EEXIST }) => Ok(()),
-            Err(source) => Err(NetError::AddRoute {
-                dest,
-                dev: dev.to_string(),
-                source,
-            }),
-        }
+        self.new_route(msg, dest, dev)
     }
 
     fn add_unreachable_route(&self, dest: IpNet) -> Result<()> {
-        let msg = Self::unreachable_message(dest);
-        match self.request(RouteNetlinkMessage::NewRoute(msg), NLM_F_CREATE | NLM_F_EXCL) {
-            Ok(_) | Err(NetlinkError::Kernel { errno: libc::EEXIST }) => Ok(()),
-            Err(source) => Err(NetError::AddRoute {
-                dest: dest.trunc(),
-                dev: "(unreachable)".into(),
-                source,
-            }),
-        }
+        self.new_route(Self::unreachable_message(dest), dest.trunc(), UNREACHABLE)
     }
 
     fn del_unreachable_route(&self, dest: IpNet) -> Result<()> {
-        let msg = Self::unreachable_message(dest);
-        match self.request(RouteNetlinkMessage::DelRoute(msg), 0) {
-            Ok(_)
-            | Err(NetlinkError::Kernel {
-                errno: libc::ESRCH | libc::ENOENT,
-            }) => Ok(()),
-            Err(source) => Err(NetError::DelRoute {
-                dest: dest.trunc(),
-                dev: "(unreachable)".into(),
-                source,
-            }),
-        }
+        self.remove_route(Self::unreachable_message(dest), dest.trunc(), UNREACHABLE)
     }
 
     fn del_route(&self, dest: IpNet, dev: &str) -> Result<()> {
@@ -508,6 +482,28 @@ impl Links for NetlinkLinks {
         };
         // RT_SCOPE_NOWHERE matches a route of any scope, as `ip route del`.
         msg.header.scope = RouteScope::NoWhere;
+        self.remove_route(msg, dest, dev)
+    }
+}
+
+/// What route errors name as the device of an `unreachable` route.
+const UNREACHABLE: &str = "(unreachable)";
+
+impl NetlinkLinks {
+    /// Adds a route; one that exists already is the wanted state.
+    fn new_route(&self, msg: RouteMessage, dest: IpNet, dev: &str) -> Result<()> {
+        match self.request(RouteNetlinkMessage::NewRoute(msg), NLM_F_CREATE | NLM_F_EXCL) {
+            Ok(_) | Err(NetlinkError::Kernel { errno: libc::EEXIST }) => Ok(()),
+            Err(source) => Err(NetError::AddRoute {
+                dest,
+                dev: dev.to_string(),
+                source,
+            }),
+        }
+    }
+
+    /// Deletes a route; one that is gone already is the wanted state.
+    fn remove_route(&self, msg: RouteMessage, dest: IpNet, dev: &str) -> Result<()> {
         match self.request(RouteNetlinkMessage::DelRoute(msg), 0) {
             Ok(_)
             | Err(NetlinkError::Kernel {
@@ -520,9 +516,7 @@ impl Links for NetlinkLinks {
             }),
         }
     }
-}
 
-impl NetlinkLinks {
     fn unreachable_message(dest: IpNet) -> RouteMessage {
         let mut msg = Self::route_to(dest.trunc());
         msg.header.protocol = RouteProtocol::Static;

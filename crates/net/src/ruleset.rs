@@ -654,23 +654,7 @@ pub fn endpoint_elements(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn network(net_type: NetworkType) -> Network {
-        Network {
-            id: "0123456789ab".into(),
-            name: "web".into(),
-            net_type,
-            interface: "cell0".into(),
-            subnet: Some("10.1.0.0/24".parse().unwrap()),
-            subnet6: Some("fd00:1::/64".parse().unwrap()),
-            gateway: Some("10.1.0.1".parse().unwrap()),
-            gateway6: Some("fd00:1::1".parse().unwrap()),
-            nat: Some("eth0".into()),
-            icc: true,
-            internal: false,
-            antispoof: true,
-        }
-    }
+    use crate::test_fixtures::network;
 
     fn endpoint() -> Endpoint {
         Endpoint {
