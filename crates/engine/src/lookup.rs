@@ -4,10 +4,11 @@ use crate::Engine;
 use crate::error::{Context, Result};
 use cell_core::CoreError;
 use cell_core::ids::is_id_prefix;
-use cell_core::model::{Container, Image};
+use cell_core::model::{Container, Image, Network};
+use cell_store::{Result as StoreResult, Store};
 
 /// Picks the one id among `ids`, or says why there is none.
-pub(crate) fn single(what: &str, reference: &str, ids: Vec<String>) -> Result<String> {
+fn single(what: &str, reference: &str, ids: Vec<String>) -> Result<String> {
     match ids.len() {
         0 => Err(CoreError::not_found(what, reference).into()),
         1 => Ok(ids.into_iter().next().unwrap()),
@@ -23,45 +24,72 @@ pub(crate) fn single(what: &str, reference: &str, ids: Vec<String>) -> Result<St
     }
 }
 
+/// Looks `key` up as a name first, then as an id or unambiguous id
+/// prefix; errors name `reference`, what the user typed.
+fn find<T>(
+    store: &Store,
+    what: &str,
+    reference: &str,
+    key: &str,
+    by_name: impl Fn(&Store, &str) -> StoreResult<Option<T>>,
+    ids_with_prefix: impl Fn(&Store, &str) -> StoreResult<Vec<String>>,
+    by_id: impl Fn(&Store, &str) -> StoreResult<Option<T>>,
+) -> Result<T> {
+    let context = || format!("failed to look up {what} {reference}");
+    if let Some(found) = by_name(store, key).context(context)? {
+        return Ok(found);
+    }
+    let ids = if is_id_prefix(key) {
+        ids_with_prefix(store, key).context(context)?
+    } else {
+        Vec::new()
+    };
+    let id = single(what, reference, ids)?;
+    by_id(store, &id)
+        .context(context)?
+        .ok_or_else(|| CoreError::not_found(what, reference).into())
+}
+
 impl Engine {
     /// The container named `reference`, or whose id is or starts with it.
     pub fn find_container(&self, reference: &str) -> Result<Container> {
-        let store = self.store();
-        let context = || format!("failed to look up container {reference}");
-        if let Some(c) = store.container_by_name(reference).context(context)? {
-            return Ok(c);
-        }
-        let ids = if is_id_prefix(reference) {
-            store.container_ids_with_prefix(reference).context(context)?
-        } else {
-            Vec::new()
-        };
-        let id = single("container", reference, ids)?;
-        store
-            .container(&id)
-            .context(context)?
-            .ok_or_else(|| CoreError::not_found("container", reference).into())
+        find(
+            &self.store(),
+            "container",
+            reference,
+            reference,
+            Store::container_by_name,
+            Store::container_ids_with_prefix,
+            Store::container,
+        )
     }
 
     /// The image named `reference`, or whose id is or starts with it.
     pub fn find_image(&self, reference: &str) -> Result<Image> {
-        let store = self.store();
-        let context = || format!("failed to look up image {reference}");
         // `busybox:latest` names the image `busybox`: cell has no tags, but
         // users (and the seeds) write them.
         let name = reference.strip_suffix(":latest").unwrap_or(reference);
-        if let Some(image) = store.image_by_name_or_id(name).context(context)? {
-            return Ok(image);
-        }
-        let ids = if is_id_prefix(name) {
-            store.image_ids_with_prefix(name).context(context)?
-        } else {
-            Vec::new()
-        };
-        let id = single("image", reference, ids)?;
-        store
-            .image_by_name_or_id(&id)
-            .context(context)?
-            .ok_or_else(|| CoreError::not_found("image", reference).into())
+        find(
+            &self.store(),
+            "image",
+            reference,
+            name,
+            Store::image_by_name_or_id,
+            Store::image_ids_with_prefix,
+            Store::image_by_name_or_id,
+        )
+    }
+
+    /// The network named `reference`, or whose id is or starts with it.
+    pub fn find_network(&self, reference: &str) -> Result<Network> {
+        find(
+            &self.store(),
+            "network",
+            reference,
+            reference,
+            Store::network_by_name,
+            Store::network_ids_with_prefix,
+            Store::network_by_id,
+        )
     }
 }

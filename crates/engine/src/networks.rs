@@ -11,7 +11,7 @@
 use crate::error::{Context, Result};
 use crate::{Engine, EngineError};
 use cell_core::CoreError;
-use cell_core::ids::{is_id_prefix, new_id};
+use cell_core::ids::new_id;
 use cell_core::ipam;
 use cell_core::model::{Container, Endpoint, Network, NetworkDriver, NetworkType};
 use cell_core::netspec::NatChoice;
@@ -152,25 +152,6 @@ impl Engine {
             .context(|| "failed to list networks".into())
     }
 
-    /// The network named `reference`, or whose id is or starts with it.
-    pub fn find_network(&self, reference: &str) -> Result<Network> {
-        let store = self.store();
-        let context = || format!("failed to look up network {reference}");
-        if let Some(n) = store.network_by_name(reference).context(context)? {
-            return Ok(n);
-        }
-        let ids = if is_id_prefix(reference) {
-            store.network_ids_with_prefix(reference).context(context)?
-        } else {
-            Vec::new()
-        };
-        let id = crate::lookup::single("network", reference, ids)?;
-        store
-            .network_by_id(&id)
-            .context(context)?
-            .ok_or_else(|| CoreError::not_found("network", reference).into())
-    }
-
     /// `network inspect`, Kleene's JSON: `{"network": {...}, "network_endpoints": [...]}`.
     /// `host` is the pseudo-network of the containers using the host driver.
     pub fn inspect_network(&self, reference: &str) -> Result<Value> {
@@ -254,7 +235,7 @@ impl Engine {
         let _guard = self.networks_guard();
         let network = self.find_network(network)?;
         let container = self.find_container(&req.container)?;
-        check_driver(&container, &network)?;
+        check_driver(container.network_driver, &network)?;
         let lock = self.container_lock(&container.id);
         let _container = lock.lock().unwrap_or_else(|e| e.into_inner());
         let container = self.find_container(&container.id)?;
@@ -323,7 +304,7 @@ impl Engine {
             if networks.iter().any(|n| n.id == network.id) {
                 return Err(CoreError::invalid(format!("network '{name}' is given twice")).into());
             }
-            check_driver_type(driver, &network)?;
+            check_driver(driver, &network)?;
             networks.push(network);
         }
         // Check a fixed address now, so a bad one records nothing.
@@ -488,7 +469,7 @@ impl Engine {
             .context(|| "failed to restore cell's nftables tables".into())?;
         let kernel = self.kernel();
         for network in &networks {
-            if let Err(e) = driver::setup_network(kernel, network) {
+            if let Err(e) = driver::setup_network_links(kernel, network) {
                 tracing::error!(network = %network.name, "failed to restore network: {e}");
             }
         }
@@ -550,12 +531,8 @@ impl Engine {
     }
 }
 
-/// Whether a container's driver may join a network at all.
-fn check_driver(container: &Container, network: &Network) -> Result<()> {
-    check_driver_type(container.network_driver, network)
-}
-
-fn check_driver_type(driver: NetworkDriver, network: &Network) -> Result<()> {
+/// Whether a container with `driver` may join `network`.
+fn check_driver(driver: NetworkDriver, network: &Network) -> Result<()> {
     if !driver.can_join_networks() {
         return Err(CoreError::invalid(format!(
             "containers using the '{driver}' network driver cannot join networks"
@@ -755,18 +732,18 @@ mod tests {
     #[test]
     fn vnet_joins_bridges_only() {
         let mut net = testnet();
-        let err = check_driver_type(NetworkDriver::Vnet, &net).unwrap_err();
+        let err = check_driver(NetworkDriver::Vnet, &net).unwrap_err();
         assert_eq!(
             err.to_string(),
             "containers using the 'vnet' network-driver can't connect to loopback networks"
         );
         net.net_type = NetworkType::Custom;
-        let err = check_driver_type(NetworkDriver::Vnet, &net).unwrap_err();
+        let err = check_driver(NetworkDriver::Vnet, &net).unwrap_err();
         assert!(err.to_string().ends_with("custom networks"), "{err}");
         net.net_type = NetworkType::Bridge;
-        check_driver_type(NetworkDriver::Vnet, &net).unwrap();
-        check_driver_type(NetworkDriver::Ipnet, &net).unwrap();
-        let err = check_driver_type(NetworkDriver::Host, &net).unwrap_err();
+        check_driver(NetworkDriver::Vnet, &net).unwrap();
+        check_driver(NetworkDriver::Ipnet, &net).unwrap();
+        let err = check_driver(NetworkDriver::Host, &net).unwrap_err();
         assert!(err.to_string().contains("'host'"), "{err}");
     }
 

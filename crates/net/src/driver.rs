@@ -87,10 +87,19 @@ pub fn mac_from_id(endpoint_id: &str) -> MacAddr {
     MacAddr(mac)
 }
 
-/// Creates (or repairs) what a network needs on the host: forwarding, the
-/// bridge with its gateway addresses, and the network's firewall elements.
-/// Idempotent. A custom network's parent interface must exist.
+/// Creates what a network needs on the host: its links and routes (see
+/// [`setup_network_links`]) and its firewall elements. Idempotent.
 pub fn setup_network(k: HostKernel<'_>, net: &Network) -> Result<()> {
+    setup_network_links(k, net)?;
+    add_elements(k.firewall, &ruleset::network_elements(net))
+}
+
+/// Creates (or repairs) what a network needs on the host besides its
+/// firewall elements: forwarding, the bridge with its MAC and gateway
+/// addresses, the unreachable routes of a loopback network. Idempotent. A
+/// custom network's parent interface must exist. At `celld` start this is
+/// all a network needs, as [`restore_firewall`] puts every element back.
+pub fn setup_network_links(k: HostKernel<'_>, net: &Network) -> Result<()> {
     match net.net_type {
         NetworkType::Bridge => {
             if k.links.link_index(&net.interface)?.is_none() {
@@ -129,12 +138,23 @@ pub fn setup_network(k: HostKernel<'_>, net: &Network) -> Result<()> {
     if net.net_type != NetworkType::Custom {
         enable_forwarding(k, net)?;
     }
-    let elements = ruleset::network_elements(net);
-    if !elements.is_empty() {
-        k.firewall
-            .apply(&ruleset::batch(ruleset::add_elements(&elements)))?;
-    }
     Ok(())
+}
+
+/// Adds `elements` in one transaction; nothing to do, no transaction.
+fn add_elements(firewall: &dyn Firewall, elements: &[ruleset::Element]) -> Result<()> {
+    if elements.is_empty() {
+        return Ok(());
+    }
+    firewall.apply(&ruleset::batch(ruleset::add_elements(elements)))
+}
+
+/// Deletes `elements` in one transaction; nothing to do, no transaction.
+fn delete_elements(firewall: &dyn Firewall, elements: &[ruleset::Element]) -> Result<()> {
+    if elements.is_empty() {
+        return Ok(());
+    }
+    firewall.apply(&ruleset::batch(ruleset::delete_elements(elements)))
 }
 
 fn enable_forwarding(k: HostKernel<'_>, net: &Network) -> Result<()> {
@@ -150,11 +170,7 @@ fn enable_forwarding(k: HostKernel<'_>, net: &Network) -> Result<()> {
 /// Removes what [`setup_network`] made: the firewall elements and the
 /// bridge (never a custom network's parent). Idempotent.
 pub fn teardown_network(k: HostKernel<'_>, net: &Network) -> Result<()> {
-    let elements = ruleset::network_elements(net);
-    if !elements.is_empty() {
-        k.firewall
-            .apply(&ruleset::batch(ruleset::delete_elements(&elements)))?;
-    }
+    delete_elements(k.firewall, &ruleset::network_elements(net))?;
     match net.net_type {
         NetworkType::Bridge => k.links.delete_link(&net.interface)?,
         NetworkType::Loopback => {
@@ -183,7 +199,8 @@ pub fn attach(
     driver: NetworkDriver,
 ) -> Result<()> {
     let mut clock = StepClock::new();
-    let attached = add_endpoint_elements(k, net, ep)
+    let attached = endpoint_elements(net, ep)
+        .and_then(|elements| add_elements(k.firewall, &elements))
         .inspect(|()| clock.lap("firewall"))
         .and_then(|()| create_links(k, c.netns_fd, net, ep))
         .inspect(|()| clock.lap("create"))
@@ -236,11 +253,7 @@ impl std::fmt::Display for StepClock {
 /// needed only for a custom network's macvlan, which has no host end.
 /// Idempotent.
 pub fn detach(k: HostKernel<'_>, ctr: Option<&dyn Links>, net: &Network, ep: &Endpoint) -> Result<()> {
-    let elements = endpoint_elements(net, ep)?;
-    if !elements.is_empty() {
-        k.firewall
-            .apply(&ruleset::batch(ruleset::delete_elements(&elements)))?;
-    }
+    delete_elements(k.firewall, &endpoint_elements(net, ep)?)?;
     if uses_veth(net.net_type) {
         // Deleting one end of a veth deletes both, and the routes via it.
         k.links.delete_link(&host_ifname(&ep.id))?;
@@ -315,15 +328,6 @@ pub fn remove_links(links: &dyn Links, names: &HashSet<String>) -> Result<Vec<St
 fn endpoint_elements(net: &Network, ep: &Endpoint) -> Result<Vec<ruleset::Element>> {
     let mac = uses_veth(net.net_type).then(|| mac_from_id(&ep.id));
     ruleset::endpoint_elements(net, ep, &host_ifname(&ep.id), mac)
-}
-
-fn add_endpoint_elements(k: HostKernel<'_>, net: &Network, ep: &Endpoint) -> Result<()> {
-    let elements = endpoint_elements(net, ep)?;
-    if !elements.is_empty() {
-        k.firewall
-            .apply(&ruleset::batch(ruleset::add_elements(&elements)))?;
-    }
-    Ok(())
 }
 
 /// Creates the endpoint's link with its container end already inside the
@@ -576,6 +580,16 @@ mod tests {
         );
         teardown_network(f.kernel(), &n).unwrap();
         assert_eq!(f.links.link_index("cell0").unwrap(), None);
+    }
+
+    #[test]
+    fn restoring_a_networks_links_leaves_the_firewall_alone() {
+        // At celld start restore_firewall has put every element back in
+        // one batch already.
+        let f = Fakes::new();
+        setup_network_links(f.kernel(), &network(NetworkType::Bridge)).unwrap();
+        assert!(f.links.link_index("cell0").unwrap().is_some());
+        assert!(f.firewall.batches().is_empty());
     }
 
     #[test]
