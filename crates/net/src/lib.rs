@@ -28,6 +28,7 @@
 
 pub mod driver;
 pub mod error;
+pub mod kernel;
 pub mod links;
 pub mod mac;
 pub mod netlink;
@@ -39,7 +40,8 @@ pub mod sysctl;
 mod test_fixtures;
 
 pub use error::{NetError, NetlinkError, Result};
-pub use links::{FakeLinks, LinkInfo, LinkOp, Links};
+pub use kernel::{ContainerNetns, FakeNetKernel, FakeSeam, LinuxNetKernel, NetKernel};
+pub use links::{FakeLinks, LinkInfo, LinkOp, Links, PeerEvent};
 pub use mac::MacAddr;
 pub use netlink::NetlinkLinks;
 pub use netns::{create_netns, delete_netns, in_netns};

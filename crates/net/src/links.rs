@@ -203,9 +203,45 @@ struct FakeLink {
 /// and a small model of links and addresses answers queries the way the
 /// kernel would (names taken, link missing), so plans and their undo paths
 /// can be tested without root.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct FakeLinks {
     state: Mutex<FakeState>,
+    /// Told of links made in or deleted from other namespaces, so a fake
+    /// world of several namespaces ([`crate::kernel::FakeNetKernel`]) can
+    /// model veth peers and macvlan children.
+    on_peer: Mutex<Option<PeerHook>>,
+}
+
+/// A callback told of [`PeerEvent`]s.
+pub type PeerHook = Box<dyn Fn(PeerEvent) + Send + Sync>;
+
+/// What [`FakeLinks`] tells its peer hook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerEvent {
+    /// A link was created directly in the namespace open as `netns_fd`
+    /// (a veth peer, or a macvlan child); `host_end` names the veth's end
+    /// that stayed here.
+    Created {
+        /// The other namespace.
+        netns_fd: RawFd,
+        /// The name of the link there.
+        name: String,
+        /// Its kind (`veth`, `macvlan`).
+        kind: &'static str,
+        /// The veth end that stayed in this namespace.
+        host_end: Option<String>,
+    },
+    /// A link of this namespace was deleted (a veth's peer goes with it).
+    Deleted {
+        /// Its name.
+        name: String,
+    },
+}
+
+impl std::fmt::Debug for FakeLinks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeLinks").field("state", &self.state).finish_non_exhaustive()
+    }
 }
 
 impl FakeLinks {
@@ -233,6 +269,29 @@ impl FakeLinks {
     /// Forgets the recorded calls (the modelled links stay).
     pub fn clear_ops(&self) {
         self.state.lock().unwrap().ops.clear();
+    }
+
+    /// Sets the callback told of links made in other namespaces and of
+    /// deletions.
+    pub fn set_peer_hook(&self, hook: PeerHook) {
+        *self.on_peer.lock().unwrap() = Some(hook);
+    }
+
+    fn tell_peer(&self, event: PeerEvent) {
+        if let Some(hook) = self.on_peer.lock().unwrap().as_ref() {
+            hook(event);
+        }
+    }
+
+    /// Removes a link from the model without recording a call (the kernel
+    /// removed it as a side effect, e.g. with its namespace).
+    pub fn forget(&self, name: &str) {
+        self.state.lock().unwrap().links.remove(name);
+    }
+
+    /// The names of the modelled links, sorted.
+    pub fn link_names(&self) -> Vec<String> {
+        self.state.lock().unwrap().links.keys().cloned().collect()
     }
 
     /// Adds a link to the model without recording a call, e.g. the host's
@@ -310,8 +369,17 @@ impl Links for FakeLinks {
             });
         }
         create(&mut s, "veth", host_end)?;
-        if peer_netns_fd.is_none() {
-            insert_link(&mut s, peer_end, Some("veth"));
+        match peer_netns_fd {
+            None => insert_link(&mut s, peer_end, Some("veth")),
+            Some(netns_fd) => {
+                drop(s);
+                self.tell_peer(PeerEvent::Created {
+                    netns_fd,
+                    name: peer_end.to_string(),
+                    kind: "veth",
+                    host_end: Some(host_end.to_string()),
+                });
+            }
         }
         Ok(())
     }
@@ -328,15 +396,27 @@ impl Links for FakeLinks {
             netns_fd,
         })?;
         link(&mut s, parent)?;
-        if netns_fd.is_none() {
-            create(&mut s, "macvlan", name)?;
+        match netns_fd {
+            None => create(&mut s, "macvlan", name)?,
+            Some(netns_fd) => {
+                drop(s);
+                self.tell_peer(PeerEvent::Created {
+                    netns_fd,
+                    name: name.to_string(),
+                    kind: "macvlan",
+                    host_end: None,
+                });
+            }
         }
         Ok(())
     }
 
     fn delete_link(&self, name: &str) -> Result<()> {
         let mut s = self.record(LinkOp::DeleteLink { name: name.into() })?;
-        s.links.remove(name);
+        if s.links.remove(name).is_some() {
+            drop(s);
+            self.tell_peer(PeerEvent::Deleted { name: name.to_string() });
+        }
         Ok(())
     }
 

@@ -215,6 +215,11 @@ impl FakeFirewall {
     pub fn batches(&self) -> Vec<Value> {
         self.state.lock().unwrap().0.clone()
     }
+
+    /// How many calls were made (failed ones included).
+    pub fn calls(&self) -> usize {
+        self.state.lock().unwrap().1
+    }
 }
 
 impl Firewall for FakeFirewall {

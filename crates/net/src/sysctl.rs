@@ -64,6 +64,8 @@ impl Sysctl for NetnsSysctl {
 #[derive(Debug, Default)]
 pub struct FakeSysctl {
     writes: Mutex<Vec<(String, String)>>,
+    /// Calls made, and the call that is to fail.
+    calls: Mutex<(usize, Option<usize>)>,
 }
 
 impl FakeSysctl {
@@ -71,10 +73,30 @@ impl FakeSysctl {
     pub fn writes(&self) -> Vec<(String, String)> {
         self.writes.lock().unwrap().clone()
     }
+
+    /// Makes the `n`th call from now on (1-based) fail with
+    /// [`NetError::Injected`]; the failed write is not recorded.
+    pub fn fail_call(&self, n: usize) {
+        let mut calls = self.calls.lock().unwrap();
+        calls.1 = Some(calls.0 + n);
+    }
+
+    /// How many calls were made.
+    pub fn calls(&self) -> usize {
+        self.calls.lock().unwrap().0
+    }
 }
 
 impl Sysctl for FakeSysctl {
     fn set(&self, key: &str, value: &str) -> Result<()> {
+        {
+            let mut calls = self.calls.lock().unwrap();
+            calls.0 += 1;
+            if calls.1 == Some(calls.0) {
+                calls.1 = None;
+                return Err(NetError::Injected { call: calls.0 });
+            }
+        }
         self.writes
             .lock()
             .unwrap()
