@@ -171,14 +171,15 @@ impl Store {
         rows.into_iter().map(ContainerRow::into_container).collect()
     }
 
-    /// Records that the container's init runs as `pid`, and its init exec.
-    pub fn set_container_running(&mut self, id: &str, pid: i32, init: &ExecRecord) -> Result<()> {
+    /// Records that the container's init runs: its exec (recorded before
+    /// its supervisor was spawned) gets its pids, the container its pid.
+    pub fn set_container_running(&mut self, id: &str, init: &ExecRecord) -> Result<()> {
         let tx = self.conn.transaction()?;
         tx.execute(
             "UPDATE containers SET running = 1, pid = ?2, exit_code = NULL WHERE id = ?1",
-            params![id, pid],
+            params![id, init.pid],
         )?;
-        insert_exec(&tx, init)?;
+        set_exec_started(&tx, init)?;
         tx.commit()?;
         Ok(())
     }
@@ -206,9 +207,21 @@ impl Store {
         Ok(self.conn.execute("DELETE FROM containers WHERE id = ?1", [id])? > 0)
     }
 
-    /// Records a new exec that has started.
+    /// Records a new exec; before its supervisor is spawned, without pids,
+    /// so that a supervisor started just before a crash is found again.
     pub fn insert_exec(&self, record: &ExecRecord) -> Result<()> {
         insert_exec(&self.conn, record)
+    }
+
+    /// Records the pids of an exec whose supervisor has started.
+    pub fn set_exec_started(&self, record: &ExecRecord) -> Result<()> {
+        set_exec_started(&self.conn, record)
+    }
+
+    /// Forgets an exec whose supervisor could not be started.
+    pub fn delete_exec(&self, id: &str) -> Result<()> {
+        self.conn.execute("DELETE FROM execs WHERE id = ?1", [id])?;
+        Ok(())
     }
 
     /// The exec with this id.
@@ -279,6 +292,14 @@ fn insert_exec(conn: &rusqlite::Connection, r: &ExecRecord) -> Result<()> {
             r.pid,
             r.exec.exit_code
         ],
+    )?;
+    Ok(())
+}
+
+fn set_exec_started(conn: &rusqlite::Connection, r: &ExecRecord) -> Result<()> {
+    conn.execute(
+        "UPDATE execs SET shim_pid = ?2, pid = ?3 WHERE id = ?1 AND exit_code IS NULL",
+        params![r.exec.id, r.shim_pid, r.pid],
     )?;
     Ok(())
 }

@@ -15,6 +15,12 @@ pub enum StoreError {
     /// A query failed.
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// An endpoint was refused: its network is being removed (or is gone).
+    #[error("network {id} is being removed")]
+    NetworkRemoving {
+        /// The network's id.
+        id: String,
+    },
     /// A row holds something the model cannot read.
     #[error("corrupt row in the database: {0}")]
     Corrupt(String),

@@ -169,7 +169,8 @@ mod tests {
             shim_pid: Some(10),
             pid: Some(11),
         };
-        store.set_container_running("0123456789ab", 11, &init).unwrap();
+        store.insert_exec(&init).unwrap();
+        store.set_container_running("0123456789ab", &init).unwrap();
         assert_eq!(store.running_execs().unwrap().len(), 1);
         // Timestamps are stored to the microsecond, so compare what identifies it.
         let found = store

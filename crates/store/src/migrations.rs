@@ -74,6 +74,12 @@ const MIGRATIONS: &[&str] = &[
         UNIQUE (network_id, ip_address6)
     );
     CREATE INDEX endpoints_by_container ON endpoints(container_id);",
+    // 3: intent recorded before the kernel is touched, so a crash half-way
+    // through a removal is finished by reconciliation at the next start: a
+    // network being removed takes no new endpoints, an endpoint being
+    // detached is gone for good.
+    "ALTER TABLE networks ADD COLUMN removing INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE endpoints ADD COLUMN detaching INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Brings the schema up to the latest version, in one transaction.
@@ -114,7 +120,7 @@ mod tests {
         migrate(&mut conn).unwrap();
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
         assert_eq!(version as usize, latest_version());
-        assert_eq!(latest_version(), 2);
+        assert_eq!(latest_version(), 3);
         let store = Store { conn };
         assert!(store.container_by_name("web").unwrap().is_some());
         assert_eq!(store.images().unwrap().len(), 1);

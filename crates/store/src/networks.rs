@@ -220,8 +220,14 @@ impl Store {
     /// an address is taken there, and fails (foreign key) if the network or
     /// the container does not exist.
     pub fn insert_endpoint(&mut self, ep: &Endpoint) -> Result<()> {
-        self.conn.execute(
-            &format!("INSERT INTO endpoints ({ENDPOINT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+        // One statement checks and inserts: a network marked for removal
+        // takes no new endpoint, however the requests interleave.
+        let inserted = self.conn.execute(
+            &format!(
+                "INSERT INTO endpoints ({ENDPOINT_COLUMNS})
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
+                 WHERE EXISTS (SELECT 1 FROM networks WHERE id = ?2 AND removing = 0)"
+            ),
             params![
                 ep.id,
                 ep.network_id,
@@ -232,7 +238,56 @@ impl Store {
                 ep.mac
             ],
         )?;
+        if inserted == 0 {
+            return Err(StoreError::NetworkRemoving {
+                id: ep.network_id.clone(),
+            });
+        }
         Ok(())
+    }
+
+    /// Marks a network for removal, so that it takes no new endpoints.
+    /// With `only_if_unused`, only a network without endpoints is marked
+    /// (prune: the check and the mark are one statement). Returns whether
+    /// it was marked (false: gone, or in use).
+    pub fn mark_network_removing(&mut self, id: &str, only_if_unused: bool) -> Result<bool> {
+        let unused = if only_if_unused {
+            "AND NOT EXISTS (SELECT 1 FROM endpoints WHERE network_id = ?1)"
+        } else {
+            ""
+        };
+        Ok(self.conn.execute(
+            &format!("UPDATE networks SET removing = 1 WHERE id = ?1 {unused}"),
+            [id],
+        )? > 0)
+    }
+
+    /// Ids of the networks marked for removal.
+    pub fn networks_being_removed(&self) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM networks WHERE removing = 1 ORDER BY rowid")?;
+        Ok(stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Marks an endpoint as being detached: whatever happens next, it is
+    /// not attached again, and reconciliation finishes its removal.
+    pub fn mark_endpoint_detaching(&mut self, id: &str) -> Result<()> {
+        self.conn
+            .execute("UPDATE endpoints SET detaching = 1 WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// Ids of the endpoints marked as being detached.
+    pub fn endpoints_being_detached(&self) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM endpoints WHERE detaching = 1 ORDER BY rowid")?;
+        Ok(stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?)
     }
 
     /// The container's endpoint on the network.
@@ -589,5 +644,37 @@ mod tests {
         store.delete_network("n00000000001").unwrap();
         assert_eq!(ids(&store), vec!["e00000000004"]);
         assert!(store.endpoints_of_network("n00000000001").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_network_being_removed_takes_no_endpoints() {
+        let mut store = populated();
+        store
+            .insert_endpoint(&endpoint("e00000000001", "n00000000001", "c00000000001", None, None))
+            .unwrap();
+        // Prune marks only unused networks.
+        assert!(!store.mark_network_removing("n00000000001", true).unwrap());
+        assert!(store.mark_network_removing("n00000000002", true).unwrap());
+        assert_eq!(store.networks_being_removed().unwrap(), vec!["n00000000002"]);
+        let err = store
+            .insert_endpoint(&endpoint("e00000000002", "n00000000002", "c00000000002", None, None))
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NetworkRemoving { .. }), "{err}");
+        // rm marks a network in use too; its endpoints stay until detached.
+        assert!(store.mark_network_removing("n00000000001", false).unwrap());
+        assert_eq!(store.endpoints_of_network("n00000000001").unwrap().len(), 1);
+        assert!(!store.mark_network_removing("nffffffffff", false).unwrap());
+    }
+
+    #[test]
+    fn endpoints_being_detached_are_listed() {
+        let mut store = populated();
+        for (id, c) in [("e00000000001", "c00000000001"), ("e00000000002", "c00000000002")] {
+            store
+                .insert_endpoint(&endpoint(id, "n00000000001", c, None, None))
+                .unwrap();
+        }
+        store.mark_endpoint_detaching("e00000000002").unwrap();
+        assert_eq!(store.endpoints_being_detached().unwrap(), vec!["e00000000002"]);
     }
 }
