@@ -1,8 +1,8 @@
 //! Container use cases: create, start, stop, restart, remove, prune, list,
 //! inspect.
 
+use crate::Engine;
 use crate::error::{Context, Result};
-use crate::{Engine, now};
 use cell_core::CoreError;
 use cell_core::env::validate_env;
 use cell_core::ids::{new_id, random_name, validate_name};
@@ -105,7 +105,7 @@ impl Engine {
             None => self.free_random_name()?,
         };
         if self
-            .store()
+            .read()?
             .container_by_name(&name)
             .context(|| format!("failed to look up {name}"))?
             .is_some()
@@ -127,7 +127,7 @@ impl Engine {
             network_driver: driver,
             public_ports: ports,
             params: req.params.clone(),
-            created: now(),
+            created: self.now(),
             running: false,
             pid: None,
             exit_code: None,
@@ -137,7 +137,7 @@ impl Engine {
     }
 
     fn free_random_name(&self) -> Result<String> {
-        let store = self.store();
+        let store = self.read()?;
         for _ in 0..100 {
             let name = random_name();
             if store
@@ -152,11 +152,13 @@ impl Engine {
         Ok(format!("{}_{}", random_name(), &new_id()[..4]))
     }
 
-    /// Starts a container's init; returns its execution instance.
+    /// Starts a container's init; returns its execution instance. Its
+    /// network namespace and endpoints are made first; if any step fails,
+    /// what was done is undone and both errors are reported.
     pub fn start_container(self: &Arc<Self>, reference: &str) -> Result<Exec> {
         let container = self.find_container(reference)?;
         let lock = self.container_lock(&container.id);
-        let _guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _guard = crate::lock(&lock);
         // Re-read under the lock: a concurrent start may have won.
         let container = self.find_container(&container.id)?;
         if container.running {
@@ -175,79 +177,69 @@ impl Engine {
         for d in [&rootfs.upper, &rootfs.work, &rootfs.merged] {
             std::fs::create_dir_all(d).context(|| format!("failed to create {}", d.display()))?;
         }
-        let netns = if container.network_driver.has_own_netns() {
-            let path = self.netns_path(&container.id);
-            // A netns left by a container that died while celld was down.
-            cell_net::netns::delete_netns(&path)
-                .context(|| format!("failed to remove stale netns {}", path.display()))?;
-            cell_net::netns::create_netns(&path)
-                .context(|| format!("failed to create the network namespace of {}", container.name))?;
-            if let Err(e) = self.attach_endpoints(&container) {
-                let _ = cell_net::netns::delete_netns(&path);
-                return Err(e);
-            }
-            Some(path)
-        } else {
-            None
-        };
+        let netns = self.setup_container_net(&container)?;
         let exec = Exec {
             id: new_id(),
             container_id: container.id.clone(),
             cmd: container.cmd.clone(),
             is_init: true,
-            created: now(),
+            created: self.now(),
             exit_code: None,
         };
         let target = Target::Init {
             rootfs,
             hostname: container.name.clone(),
-            netns: netns.clone(),
+            netns,
             files: container_files(&container),
         };
         let spec = crate::execs::process_spec(&container, &exec, &[], target);
-        let started = self.spawn_exec(&spec);
-        let started = match started {
-            Ok(started) => started,
+        let recorded = self.spawn_exec(&exec, &spec).and_then(|record| {
+            self.store()
+                .set_container_running(&container.id, &record)
+                .context(|| format!("failed to record the start of {}", container.name))
+                .map(|()| record)
+        });
+        let record = match recorded {
+            Ok(record) => record,
             Err(e) => {
-                if let Some(path) = &netns {
-                    self.detach_endpoints(&container.id);
-                    let _ = cell_net::netns::delete_netns(path);
-                }
-                return Err(e);
+                let undo = self
+                    .teardown_container_net(&container.id)
+                    .err()
+                    .into_iter()
+                    .collect();
+                return Err(crate::EngineError::with_undo(e, undo));
             }
         };
-        let record = ExecRecord {
-            exec: exec.clone(),
-            shim_pid: Some(started.shim_pid),
-            pid: Some(started.pid),
-        };
-        self.store()
-            .set_container_running(&container.id, started.pid, &record)
-            .context(|| format!("failed to record the start of {}", container.name))?;
         self.watch_exec(record);
         Ok(exec)
     }
 
     /// Stops a running container: SIGTERM, then SIGKILL after `timeout`.
-    /// Stopping a stopped container succeeds and changes nothing.
+    /// Stopping a stopped container succeeds and changes nothing. The
+    /// container's lock is not held while the process is waited for, so
+    /// connect, exec or inspect of it are not held up by a long timeout.
     pub fn stop_container(self: &Arc<Self>, reference: &str, timeout: Duration) -> Result<Container> {
         let container = self.find_container(reference)?;
-        let lock = self.container_lock(&container.id);
-        let _guard = lock.lock().unwrap_or_else(|e| e.into_inner());
-        self.stop_locked(&container.id, timeout)?;
+        self.stop_by_id(&container.id, timeout)?;
         self.find_container(&container.id)
     }
 
-    fn stop_locked(self: &Arc<Self>, container_id: &str, timeout: Duration) -> Result<()> {
-        let Some(init) = self.init_exec(container_id)? else {
-            return Ok(());
+    fn stop_by_id(&self, container_id: &str, timeout: Duration) -> Result<()> {
+        let init = {
+            let lock = self.container_lock(container_id);
+            let _guard = crate::lock(&lock);
+            self.init_exec(container_id)?
         };
-        self.terminate_exec(&init, timeout)
+        if let Some(init) = init {
+            self.terminate_exec(&init, timeout);
+            self.record_exit_locked(&init)?;
+        }
+        Ok(())
     }
 
     /// The running init exec of a container, if it runs.
     fn init_exec(&self, container_id: &str) -> Result<Option<ExecRecord>> {
-        self.store()
+        self.read()?
             .running_init_exec(container_id)
             .context(|| format!("failed to find the init of {container_id}"))
     }
@@ -261,31 +253,33 @@ impl Engine {
     /// Removes a container; a running one only with `force` (it is killed).
     pub fn remove_container(self: &Arc<Self>, reference: &str, force: bool) -> Result<Container> {
         let container = self.find_container(reference)?;
-        let lock = self.container_lock(&container.id);
-        let _guard = lock.lock().unwrap_or_else(|e| e.into_inner());
-        let container = self.find_container(&container.id)?;
         if container.running {
             if !force {
-                return Err(CoreError::conflict(format!(
-                    "container '{}' is running: stop it first or remove it with -f",
-                    container.name
-                ))
-                .into());
+                return Err(running_conflict(&container.name));
             }
-            self.stop_locked(&container.id, Duration::ZERO)?;
+            self.stop_by_id(&container.id, Duration::ZERO)?;
+        }
+        let lock = self.container_lock(&container.id);
+        let _guard = crate::lock(&lock);
+        let container = self.find_container(&container.id)?;
+        // Started again between the kill and the lock: not ours to remove.
+        if container.running {
+            return Err(running_conflict(&container.name));
         }
         // Stopped containers hold no kernel objects; this is for one whose
-        // teardown failed half-way. The endpoint rows go with the row.
-        self.detach_endpoints(&container.id);
+        // teardown failed half-way.
+        if let Err(e) = self.teardown_container_net(&container.id) {
+            tracing::warn!(container = %container.name, "{e}");
+        }
         let exec_ids = self
-            .store()
+            .read()?
             .exec_ids_of_container(&container.id)
             .context(|| format!("failed to remove container {}", container.name))?;
+        // The row goes first (the endpoint rows with it): from here on,
+        // leftovers are only disk space, which celld's next start removes.
         self.store()
             .delete_container(&container.id)
             .context(|| format!("failed to remove container {}", container.name))?;
-        // The row is gone: from here on, leftovers are only disk space, so
-        // keep going and log rather than fail half-way.
         for path in exec_ids
             .iter()
             .map(|id| self.exec_dir(id))
@@ -297,7 +291,6 @@ impl Engine {
                 tracing::warn!("failed to remove {}: {e}", path.display());
             }
         }
-        let _ = cell_net::netns::delete_netns(&self.netns_path(&container.id));
         self.container_locks
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -328,7 +321,7 @@ impl Engine {
     /// Containers, running ones only unless `all`.
     pub fn containers(&self, all: bool) -> Result<Vec<Container>> {
         let list = self
-            .store()
+            .read()?
             .containers()
             .context(|| "failed to list containers".into())?;
         Ok(list.into_iter().filter(|c| all || c.running).collect())
@@ -380,6 +373,13 @@ impl Engine {
             "network_endpoints": endpoints,
         }))
     }
+}
+
+fn running_conflict(name: &str) -> crate::EngineError {
+    CoreError::conflict(format!(
+        "container '{name}' is running: stop it first or remove it with -f"
+    ))
+    .into()
 }
 
 /// Files written into the container's root at each start: its name in

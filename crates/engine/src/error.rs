@@ -45,6 +45,26 @@ pub enum EngineError {
         #[source]
         source: std::io::Error,
     },
+    /// A step failed, and undoing what was done before it failed too: both
+    /// are reported, the step's error first.
+    #[error("{error}; undoing it failed too: {}", join(undo))]
+    Undo {
+        /// The step's error.
+        error: Box<EngineError>,
+        /// What went wrong while undoing.
+        undo: Vec<EngineError>,
+    },
+    /// Several steps of a teardown failed; it went on past each.
+    #[error("{}", join(.0))]
+    Several(Vec<EngineError>),
+}
+
+fn join(errors: &[EngineError]) -> String {
+    errors
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// An error and its causes, as one line: `a: b: c`. The API sends only the
@@ -70,7 +90,38 @@ impl EngineError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             EngineError::User(e) => e.kind,
+            EngineError::Undo { error, .. } => error.kind(),
+            EngineError::Several(errors) if errors.len() == 1 => errors[0].kind(),
             _ => ErrorKind::Internal,
+        }
+    }
+
+    /// `error`, with what failed while undoing the steps before it.
+    pub fn with_undo(error: EngineError, undo: Vec<EngineError>) -> EngineError {
+        if undo.is_empty() {
+            error
+        } else {
+            EngineError::Undo {
+                error: Box::new(error),
+                undo,
+            }
+        }
+    }
+
+    /// A net-layer failure with what the engine was doing.
+    pub fn from_net(source: cell_net::NetError, context: impl FnOnce() -> String) -> EngineError {
+        EngineError::Net {
+            context: context(),
+            source,
+        }
+    }
+
+    /// Ok if `errors` is empty, else all of them as one error.
+    pub fn all(mut errors: Vec<EngineError>) -> Result<()> {
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => Err(EngineError::Several(errors)),
         }
     }
 }
@@ -105,6 +156,20 @@ pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn undo_failures_are_reported_with_the_original_error() {
+        let step: Result<()> = Err(std::io::Error::other("no room")).context(|| "failed to attach".into());
+        let undo: Result<()> = Err(std::io::Error::other("busy")).context(|| "failed to detach".into());
+        let e = EngineError::with_undo(step.unwrap_err(), vec![undo.unwrap_err()]);
+        assert_eq!(
+            e.to_string(),
+            "failed to attach: no room; undoing it failed too: failed to detach: busy"
+        );
+        let user = EngineError::with_undo(CoreError::invalid("bad").into(), Vec::new());
+        assert_eq!(user.kind(), ErrorKind::Invalid);
+        assert!(EngineError::all(Vec::new()).is_ok());
+    }
 
     #[test]
     fn messages_carry_the_kernels_reason() {

@@ -1,7 +1,7 @@
 //! Image use cases: build the busybox image, import a rootfs, list, remove.
 
+use crate::Engine;
 use crate::error::{Context, Result};
-use crate::{Engine, now};
 use cell_core::CoreError;
 use cell_core::ids::{new_id, validate_name};
 use cell_core::model::Image;
@@ -64,7 +64,7 @@ impl Engine {
 
     fn ensure_image_name_free(&self, name: &str) -> Result<()> {
         let taken = self
-            .store()
+            .read()?
             .image_by_name_or_id(name)
             .context(|| format!("failed to look up image {name}"))?;
         match taken {
@@ -86,7 +86,7 @@ impl Engine {
             name: name.to_string(),
             source,
             cmd: vec!["/bin/sh".into()],
-            created: now(),
+            created: self.now(),
         };
         let dir = self.image_dir(&image.id);
         std::fs::create_dir_all(&dir).context(|| format!("failed to create {}", dir.display()))?;
@@ -116,7 +116,7 @@ impl Engine {
 
     /// All images.
     pub fn images(&self) -> Result<Vec<Image>> {
-        self.store().images().context(|| "failed to list images".into())
+        self.read()?.images().context(|| "failed to list images".into())
     }
 
     /// Removes an image that no container uses.

@@ -9,18 +9,23 @@
 //! async executor. [`Engine::open`] reconciles what the store says with what
 //! is running (containers outlive `celld`).
 
+pub mod backends;
 pub mod containers;
 mod error;
 pub mod execs;
 pub mod images;
 mod lookup;
 pub mod networks;
+mod reconcile;
 
+pub use backends::{Backends, Clock, FakeRuntime, FixedClock, Runtime, ShimRuntime, SystemClock};
 pub use error::{EngineError, Result};
 
+use cell_net::NetKernel;
 use cell_store::Store;
 use error::Context;
 use std::collections::HashMap;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -29,57 +34,85 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub struct EngineConfig {
     /// State directory (`--root`).
     pub root: PathBuf,
-    /// The executable run as `EXE shim STATE_DIR` to supervise a process.
-    pub shim_exe: PathBuf,
     /// The static busybox images are built from.
     pub busybox: PathBuf,
 }
 
 /// The use cases of cell over one state directory.
+///
+/// Locks, and what they never wait for: a container's lock serializes
+/// start, stop's bookkeeping, exec, rm, connect and disconnect of that
+/// container, and is never held while a process is being waited for (a
+/// `stop -t 30` holds it only to read the init and, after the exit, to
+/// record it). `create_lock` serializes the checks of `network create`
+/// against each other and is held only for that. No lock is held while
+/// another is waited for, except a container's lock around the store's.
+/// Writes go through one connection; reads take a connection of their own
+/// from a pool, so they never queue behind a write (SQLite in WAL mode).
 pub struct Engine {
     config: EngineConfig,
-    store: Mutex<Store>,
+    net: Arc<dyn NetKernel>,
+    runtime: Arc<dyn Runtime>,
+    clock: Arc<dyn Clock>,
+    writer: Mutex<Store>,
+    readers: Mutex<Vec<Store>>,
+    db: PathBuf,
     /// One lock per container, so that start, stop, exec and rm of the same
     /// container never interleave while different containers go on in
     /// parallel.
     container_locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
-    /// Serializes changes to networks and to the endpoints of running
-    /// containers; taken before any container's lock.
-    networks_lock: Mutex<()>,
-    /// The kernel of the host's network namespace.
-    host: HostNet,
+    /// Serializes network creation: names, interfaces and subnets are
+    /// checked against the networks there are.
+    create_lock: Mutex<()>,
 }
 
-/// Handles on the host's network namespace, opened once by the thread
-/// that opens the engine (`celld`'s, in the host's namespace): an
-/// rtnetlink socket and a libnftables context stay bound to it.
-struct HostNet {
-    links: cell_net::NetlinkLinks,
-    firewall: cell_net::Nft,
-    sysctl: cell_net::ProcSysctl,
+/// A read connection borrowed from the pool; it goes back when dropped.
+pub(crate) struct Reader<'a> {
+    engine: &'a Engine,
+    store: Option<Store>,
+}
+
+impl Deref for Reader<'_> {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        self.store
+            .as_ref()
+            .expect("a reader holds its store until dropped")
+    }
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        if let Some(store) = self.store.take() {
+            self.engine
+                .readers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(store);
+        }
+    }
 }
 
 impl Engine {
-    /// Opens the state under `config.root` and reconciles it with what runs.
-    pub fn open(config: EngineConfig) -> Result<Arc<Self>> {
+    /// Opens the state under `config.root`, acting through `backends`, and
+    /// reconciles it with what runs and what the kernel holds.
+    pub fn open(config: EngineConfig, backends: Backends) -> Result<Arc<Self>> {
         for dir in ["images", "containers", "execs", "netns"] {
             let path = config.root.join(dir);
             std::fs::create_dir_all(&path).context(|| format!("failed to create {}", path.display()))?;
         }
         let db = config.root.join("cell.db");
         let store = Store::open(&db).context(|| format!("failed to open the store {}", db.display()))?;
-        let context = || "failed to open the host's network namespace".to_string();
-        let host = HostNet {
-            links: cell_net::NetlinkLinks::new().context(context)?,
-            firewall: cell_net::Nft::new().context(context)?,
-            sysctl: cell_net::ProcSysctl,
-        };
         let engine = Arc::new(Self {
             config,
-            store: Mutex::new(store),
+            net: backends.net,
+            runtime: backends.runtime,
+            clock: backends.clock,
+            writer: Mutex::new(store),
+            readers: Mutex::default(),
+            db,
             container_locks: Mutex::default(),
-            networks_lock: Mutex::default(),
-            host,
+            create_lock: Mutex::default(),
         });
         engine.reconcile()?;
         Ok(engine)
@@ -90,10 +123,26 @@ impl Engine {
         &self.config.root
     }
 
+    /// The store, for a change (one transaction per method).
     fn store(&self) -> MutexGuard<'_, Store> {
         // A panic while holding the lock leaves SQLite consistent (each
         // method is one transaction), so a poisoned lock is still usable.
-        self.store.lock().unwrap_or_else(|e| e.into_inner())
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A connection for reading, which never waits for a writer.
+    pub(crate) fn read(&self) -> Result<Reader<'_>> {
+        let pooled = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let store = match pooled {
+            Some(store) => store,
+            None => {
+                Store::open(&self.db).context(|| format!("failed to open the store {}", self.db.display()))?
+            }
+        };
+        Ok(Reader {
+            engine: self,
+            store: Some(store),
+        })
     }
 
     fn container_lock(&self, id: &str) -> Arc<Mutex<()>> {
@@ -117,32 +166,17 @@ impl Engine {
         self.config.root.join("netns").join(container_id)
     }
 
-    /// Brings the store and the running processes into agreement: execs
-    /// whose supervisor still runs are watched again, the others get their
-    /// exit code recorded (they ended while `celld` was down). Then the
-    /// kernel's network state is brought back to the store's (after a
-    /// reboot nothing of it is left).
-    fn reconcile(self: &Arc<Self>) -> Result<()> {
-        let running = self
-            .store()
-            .running_execs()
-            .context(|| "failed to list running execs".into())?;
-        for record in running {
-            if record
-                .shim_pid
-                .is_some_and(|pid| execs::is_our_shim(pid, &self.exec_dir(&record.exec.id)))
-            {
-                self.watch_exec(record);
-            } else {
-                tracing::info!(exec = %record.exec.id, "exec ended while celld was down");
-                self.record_exit(&record)?;
-            }
-        }
-        self.restore_networks()
+    /// Now, by the engine's clock.
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
     }
 }
 
-/// Current time, the one clock of the model.
-fn now() -> chrono::DateTime<chrono::Utc> {
-    chrono::Utc::now()
+/// Takes a lock whose holder may have panicked: every change under these
+/// locks is one store transaction, so the state is still consistent.
+fn lock(mutex: &Mutex<()>) -> MutexGuard<'_, ()> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+#[cfg(test)]
+mod tests;

@@ -54,7 +54,7 @@ impl Engine {
     /// The container named `reference`, or whose id is or starts with it.
     pub fn find_container(&self, reference: &str) -> Result<Container> {
         find(
-            &self.store(),
+            &*self.read()?,
             "container",
             reference,
             reference,
@@ -70,7 +70,7 @@ impl Engine {
         // users (and the seeds) write them.
         let name = reference.strip_suffix(":latest").unwrap_or(reference);
         find(
-            &self.store(),
+            &*self.read()?,
             "image",
             reference,
             name,
@@ -83,7 +83,7 @@ impl Engine {
     /// The network named `reference`, or whose id is or starts with it.
     pub fn find_network(&self, reference: &str) -> Result<Network> {
         find(
-            &self.store(),
+            &*self.read()?,
             "network",
             reference,
             reference,

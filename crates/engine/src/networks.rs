@@ -3,10 +3,11 @@
 //! detaching them when it stops; and restoring all of it when `celld`
 //! starts.
 //!
-//! Locks: `networks_lock` serializes changes to the set of networks and
-//! endpoints of running containers (create, rm, connect, disconnect), and is
-//! always taken before a container's lock. Start and stop take only the
-//! container's lock, so containers start in parallel.
+//! Intent first: a network or endpoint is recorded before its kernel
+//! objects are made, and marked (`removing`, `detaching`) before they are
+//! removed, so celld's start can finish or undo what a crash cut short.
+//! Locks: a change to a container's endpoints takes that container's lock
+//! and no other; `create_lock` only orders network creations.
 
 use crate::error::{Context, Result};
 use crate::{Engine, EngineError};
@@ -15,13 +16,12 @@ use cell_core::ids::new_id;
 use cell_core::ipam;
 use cell_core::model::{Container, Endpoint, Network, NetworkDriver, NetworkType};
 use cell_core::netspec::NatChoice;
-use cell_net::driver::{self, ContainerKernel, HostKernel};
-use cell_net::{Links, NetlinkLinks, NetnsSysctl};
+use cell_net::driver::{self, HostKernel};
 use cell_store::Store;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::HashSet;
-use std::os::fd::AsRawFd;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use cell_core::netspec::CreateNetwork;
@@ -50,23 +50,17 @@ pub struct DisconnectRequest {
 const HOST_NETWORK: &str = "host";
 
 impl Engine {
-    fn kernel(&self) -> HostKernel<'_> {
-        HostKernel {
-            links: &self.host.links,
-            firewall: &self.host.firewall,
-            sysctl: &self.host.sysctl,
-        }
+    fn host(&self) -> HostKernel<'_> {
+        self.net.host()
     }
 
-    fn networks_guard(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.networks_lock.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Creates a network and its kernel objects. Nothing is left behind
-    /// when any check or step fails.
+    /// Creates a network and its kernel objects. The row is written first
+    /// (a crash after it leaves a network that celld's next start sets up);
+    /// if the kernel work fails, it is undone and the row removed, so
+    /// nothing is left behind.
     pub fn create_network(&self, req: &CreateNetwork) -> Result<Network> {
         let valid = req.validate()?;
-        let _guard = self.networks_guard();
+        let _guard = crate::lock(&self.create_lock);
         let existing = self.networks()?;
         if existing.iter().any(|n| n.name == valid.name) {
             return Err(
@@ -107,18 +101,37 @@ impl Engine {
         };
         let nat = match &valid.nat {
             NatChoice::Off => None,
-            NatChoice::Interface(name) => Some(name.clone()),
+            NatChoice::Interface(name) => {
+                if !self.host_link_exists(name)? {
+                    return Err(CoreError::invalid(format!(
+                        "--nat interface '{name}' does not exist on the host"
+                    ))
+                    .into());
+                }
+                Some(name.clone())
+            }
             NatChoice::HostDefault => host_default_interface(),
         };
         let network = valid.into_network(new_id(), interface, nat);
-        let kernel = self.kernel();
+        self.store()
+            .insert_network(&network)
+            .context(|| format!("failed to record network {}", network.name))?;
+        let kernel = self.host();
         if let Err(e) = driver::setup_network(kernel, &network) {
-            let _ = driver::teardown_network(kernel, &network);
-            return Err(e).context(|| format!("failed to set up network {}", network.name));
-        }
-        if let Err(e) = self.store().insert_network(&network) {
-            let _ = driver::teardown_network(kernel, &network);
-            return Err(e).context(|| format!("failed to record network {}", network.name));
+            let e = crate::EngineError::from_net(e, || format!("failed to set up network {}", network.name));
+            let mut undo = Vec::new();
+            if let Err(u) = driver::teardown_network(kernel, &network) {
+                undo.push(crate::EngineError::from_net(u, || {
+                    format!("failed to remove the kernel objects of network {}", network.name)
+                }));
+            }
+            if let Err(u) = self.store().delete_network(&network.id) {
+                undo.push(crate::EngineError::Store {
+                    context: format!("failed to forget network {}", network.name),
+                    source: u,
+                });
+            }
+            return Err(crate::EngineError::with_undo(e, undo));
         }
         tracing::info!(network = %network.name, interface = %network.interface, "network created");
         Ok(network)
@@ -126,7 +139,7 @@ impl Engine {
 
     fn host_link_exists(&self, name: &str) -> Result<bool> {
         Ok(self
-            .host
+            .host()
             .links
             .link_index(name)
             .context(|| format!("failed to look up interface {name}"))?
@@ -147,7 +160,7 @@ impl Engine {
 
     /// Every network, in creation order.
     pub fn networks(&self) -> Result<Vec<Network>> {
-        self.store()
+        self.read()?
             .networks()
             .context(|| "failed to list networks".into())
     }
@@ -160,7 +173,7 @@ impl Engine {
         }
         let network = self.find_network(reference)?;
         let endpoints = self
-            .store()
+            .read()?
             .endpoints_of_network(&network.id)
             .context(|| format!("failed to list the endpoints of {}", network.name))?;
         Ok(json!({
@@ -172,72 +185,84 @@ impl Engine {
     /// The endpoints of a container in inspect's shape.
     pub(crate) fn container_endpoints_json(&self, container_id: &str) -> Result<Vec<Value>> {
         let endpoints = self
-            .store()
+            .read()?
             .endpoints_of_container(container_id)
             .context(|| format!("failed to list the endpoints of {container_id}"))?;
         Ok(endpoints.iter().map(endpoint_json).collect())
     }
 
-    /// Removes a network, disconnecting its containers first.
+    /// Removes a network, disconnecting its containers first. The network
+    /// is marked first, so it takes no new endpoint meanwhile. If some
+    /// endpoints cannot be detached, the others are removed all the same,
+    /// the failures are reported, and the network stays marked: `rm` again,
+    /// or celld's next start, finishes the removal.
     pub fn remove_network(self: &Arc<Self>, reference: &str) -> Result<Network> {
         if reference == HOST_NETWORK {
             return Err(CoreError::invalid("the host network cannot be removed").into());
         }
-        let _guard = self.networks_guard();
         let network = self.find_network(reference)?;
-        self.remove_network_locked(network)
+        self.store()
+            .mark_network_removing(&network.id, false)
+            .context(|| format!("failed to remove network {}", network.name))?;
+        self.finish_network_removal(&network)?;
+        Ok(network)
     }
 
-    /// Removes a network; the caller holds `networks_lock`.
-    fn remove_network_locked(&self, network: Network) -> Result<Network> {
+    /// Detaches every endpoint of a network marked for removal, each under
+    /// its container's lock and none while another is held, then removes
+    /// the network's kernel objects and its row.
+    pub(crate) fn finish_network_removal(&self, network: &Network) -> Result<()> {
         let endpoints = self
-            .store()
+            .read()?
             .endpoints_of_network(&network.id)
             .context(|| format!("failed to list the endpoints of {}", network.name))?;
+        let mut errors = Vec::new();
         for ep in &endpoints {
             let lock = self.container_lock(&ep.container_id);
-            let _container = lock.lock().unwrap_or_else(|e| e.into_inner());
-            self.detach_endpoint(&network, ep)?;
-            self.store()
-                .delete_endpoint(&ep.id)
-                .context(|| format!("failed to remove endpoint {}", ep.id))?;
+            let _container = crate::lock(&lock);
+            if let Err(e) = self.remove_endpoint(network, ep) {
+                errors.push(e);
+            }
         }
-        driver::teardown_network(self.kernel(), &network)
+        if !errors.is_empty() {
+            return crate::EngineError::all(errors);
+        }
+        driver::teardown_network(self.host(), network)
             .context(|| format!("failed to remove the kernel objects of network {}", network.name))?;
         self.store()
             .delete_network(&network.id)
             .context(|| format!("failed to remove network {}", network.name))?;
         tracing::info!(network = %network.name, "network removed");
-        Ok(network)
+        Ok(())
     }
 
-    /// Removes every network without endpoints; returns their ids.
+    /// Removes every network without endpoints; returns their ids. Each is
+    /// checked and marked in one statement, so a container connecting at
+    /// the same moment is either refused or keeps its network.
     pub fn prune_networks(self: &Arc<Self>) -> Result<Vec<String>> {
-        // One hold of the lock for the check and the removal, so a
-        // container connected in between is never cut off.
-        let _guard = self.networks_guard();
         let mut removed = Vec::new();
         for network in self.networks()? {
-            let in_use = !self
+            let marked = self
                 .store()
-                .endpoints_of_network(&network.id)
-                .context(|| format!("failed to list the endpoints of {}", network.name))?
-                .is_empty();
-            if !in_use {
-                removed.push(self.remove_network_locked(network)?.id);
+                .mark_network_removing(&network.id, true)
+                .context(|| format!("failed to remove network {}", network.name))?;
+            if marked {
+                self.finish_network_removal(&network)?;
+                removed.push(network.id);
             }
         }
         Ok(removed)
     }
 
-    /// Connects a container to a network; a running one is attached at once.
+    /// Connects a container to a network; a running one is attached at
+    /// once. The endpoint (the address lease) is recorded first; if the
+    /// attach fails, what it did is undone and the row removed.
     pub fn connect(self: &Arc<Self>, network: &str, req: &ConnectRequest) -> Result<Endpoint> {
-        let _guard = self.networks_guard();
         let network = self.find_network(network)?;
         let container = self.find_container(&req.container)?;
         check_driver(container.network_driver, &network)?;
         let lock = self.container_lock(&container.id);
-        let _container = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _container = crate::lock(&lock);
         let container = self.find_container(&container.id)?;
         let started = std::time::Instant::now();
         let endpoint = {
@@ -253,23 +278,31 @@ impl Engine {
         if container.running
             && let Err(e) = self.attach_endpoint(&container, &network, &endpoint)
         {
-            let _ = self.store().delete_endpoint(&endpoint.id);
-            return Err(e);
+            // The attach undid its own kernel work; the lease goes too.
+            let undo =
+                self.store()
+                    .delete_endpoint(&endpoint.id)
+                    .err()
+                    .map(|source| crate::EngineError::Store {
+                        context: format!("failed to forget endpoint {}", endpoint.id),
+                        source,
+                    });
+            return Err(crate::EngineError::with_undo(e, undo.into_iter().collect()));
         }
         tracing::debug!(container = %container.name, network = %network.name,
             total_us = started.elapsed().as_micros(), "connected");
         Ok(endpoint)
     }
 
-    /// Disconnects a container from a network; a running one is detached at once.
+    /// Disconnects a container from a network; a running one is detached
+    /// at once.
     pub fn disconnect(self: &Arc<Self>, network: &str, req: &DisconnectRequest) -> Result<Endpoint> {
-        let _guard = self.networks_guard();
         let network = self.find_network(network)?;
         let container = self.find_container(&req.container)?;
         let lock = self.container_lock(&container.id);
-        let _container = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _container = crate::lock(&lock);
         let endpoint = self
-            .store()
+            .read()?
             .endpoint(&network.id, &container.id)
             .context(|| format!("failed to look up the endpoint of {}", container.name))?
             .ok_or_else(|| {
@@ -278,11 +311,18 @@ impl Engine {
                     container.name, network.name
                 ))
             })?;
-        self.detach_endpoint(&network, &endpoint)?;
-        self.store()
-            .delete_endpoint(&endpoint.id)
-            .context(|| format!("failed to remove endpoint {}", endpoint.id))?;
+        self.remove_endpoint(&network, &endpoint)?;
         Ok(endpoint)
+    }
+
+    /// Marks an endpoint as being detached, detaches it and forgets it; the
+    /// caller holds its container's lock. A crash in between is finished
+    /// by celld's next start.
+    fn remove_endpoint(&self, network: &Network, ep: &Endpoint) -> Result<()> {
+        let context = || format!("failed to remove endpoint {}", ep.id);
+        self.store().mark_endpoint_detaching(&ep.id).context(context)?;
+        self.detach_endpoint(network, ep)?;
+        self.store().delete_endpoint(&ep.id).context(context)
     }
 
     /// The networks a new container asks for, checked against its driver
@@ -343,28 +383,87 @@ impl Engine {
             let (ip, ip6) = if i == 0 { (ip, ip6) } else { (None, None) };
             if let Err(e) = new_endpoint(&mut store, network, container, ip, ip6) {
                 // The endpoints made so far go with the row (cascade).
-                let _ = store.delete_container(&container.id);
-                return Err(e);
+                let undo = store
+                    .delete_container(&container.id)
+                    .err()
+                    .map(|source| EngineError::Store {
+                        context: format!("failed to forget container {}", container.name),
+                        source,
+                    });
+                return Err(EngineError::with_undo(e, undo.into_iter().collect()));
             }
         }
         Ok(())
+    }
+
+    /// Makes a starting container's network namespace and attaches its
+    /// endpoints, if its driver gives it a namespace of its own. On failure
+    /// everything made is undone.
+    pub(crate) fn setup_container_net(&self, container: &Container) -> Result<Option<PathBuf>> {
+        if !container.network_driver.has_own_netns() {
+            return Ok(None);
+        }
+        let path = self.netns_path(&container.id);
+        // A namespace left by a container that died while celld was down.
+        self.net
+            .delete_netns(&path)
+            .context(|| format!("failed to remove stale netns {}", path.display()))?;
+        self.net
+            .create_netns(&path)
+            .context(|| format!("failed to create the network namespace of {}", container.name))?;
+        if let Err(e) = self.attach_endpoints(container) {
+            let undo = self
+                .net
+                .delete_netns(&path)
+                .err()
+                .map(|u| EngineError::from_net(u, || format!("failed to remove {}", path.display())));
+            return Err(EngineError::with_undo(e, undo.into_iter().collect()));
+        }
+        Ok(Some(path))
+    }
+
+    /// Detaches every endpoint of a container that stopped (or is being
+    /// removed) and removes its namespace. Goes on past each failure and
+    /// reports them all: the container is down either way.
+    pub(crate) fn teardown_container_net(&self, container_id: &str) -> Result<()> {
+        let mut errors = Vec::new();
+        match self.endpoints_with_networks(container_id) {
+            Ok(endpoints) => {
+                for (network, ep) in &endpoints {
+                    if let Err(e) = self.detach_endpoint(network, ep) {
+                        tracing::warn!(container = %container_id, "{e}");
+                        errors.push(e);
+                    }
+                }
+            }
+            Err(e) => errors.push(e),
+        }
+        let netns = self.netns_path(container_id);
+        if let Err(e) = self.net.delete_netns(&netns) {
+            errors.push(EngineError::from_net(e, || {
+                format!("failed to remove {}", netns.display())
+            }));
+        }
+        EngineError::all(errors)
     }
 
     /// Attaches every endpoint of a container whose namespace was just
     /// made; on failure the ones attached are detached again.
-    pub(crate) fn attach_endpoints(&self, container: &Container) -> Result<()> {
+    fn attach_endpoints(&self, container: &Container) -> Result<()> {
         let endpoints = self.endpoints_with_networks(&container.id)?;
         for (i, (network, ep)) in endpoints.iter().enumerate() {
             if let Err(e) = self.attach_endpoint(container, network, ep) {
-                for (network, ep) in &endpoints[..i] {
-                    let _ = self.detach_endpoint(network, ep);
-                }
-                return Err(e);
+                let undo = endpoints[..i]
+                    .iter()
+                    .filter_map(|(network, ep)| self.detach_endpoint(network, ep).err())
+                    .collect();
+                return Err(EngineError::with_undo(e, undo));
             }
         }
         Ok(())
     }
 
+    /// Attaches one endpoint; on failure the driver undoes what it did.
     fn attach_endpoint(&self, container: &Container, network: &Network, ep: &Endpoint) -> Result<()> {
         let path = self.netns_path(&container.id);
         let context = || {
@@ -374,29 +473,23 @@ impl Engine {
             )
         };
         let opened = std::time::Instant::now();
-        let ns = std::fs::File::open(&path).context(context)?;
-        let links = NetlinkLinks::in_netns(&path).context(context)?;
+        let netns = self.net.open_netns(&path).context(context)?;
         tracing::debug!(container = %container.name, open_us = opened.elapsed().as_micros(), "entered netns");
-        let sysctl = NetnsSysctl::new(&path);
-        let inside = ContainerKernel {
-            links: &links,
-            sysctl: &sysctl,
-            netns_fd: ns.as_raw_fd(),
-        };
-        driver::attach(self.kernel(), inside, network, ep, container.network_driver).context(context)
+        driver::attach(self.host(), netns.kernel(), network, ep, container.network_driver).context(context)
     }
 
     /// Detaches an endpoint's kernel objects, if it has any; the row stays.
-    fn detach_endpoint(&self, network: &Network, ep: &Endpoint) -> Result<()> {
+    pub(crate) fn detach_endpoint(&self, network: &Network, ep: &Endpoint) -> Result<()> {
         let path = self.netns_path(&ep.container_id);
         // The container's namespace is needed only to delete a macvlan,
         // which otherwise dies with the namespace anyway.
-        let ctr = if network.net_type == NetworkType::Custom && path.exists() {
-            NetlinkLinks::in_netns(&path).ok()
+        let netns = if network.net_type == NetworkType::Custom {
+            self.net.open_netns(&path).ok()
         } else {
             None
         };
-        driver::detach(self.kernel(), ctr.as_ref().map(|c| c as &dyn Links), network, ep).context(|| {
+        let inside = netns.as_ref().map(|ns| ns.kernel().links);
+        driver::detach(self.host(), inside, network, ep).context(|| {
             format!(
                 "failed to detach container {} from network {}",
                 ep.container_id, network.name
@@ -404,26 +497,8 @@ impl Engine {
         })
     }
 
-    /// Detaches every endpoint of a container that stopped (or is being
-    /// removed). Failures are logged: the container is down either way and
-    /// the next start of `celld` removes what is left.
-    pub(crate) fn detach_endpoints(&self, container_id: &str) {
-        let endpoints = match self.endpoints_with_networks(container_id) {
-            Ok(endpoints) => endpoints,
-            Err(e) => {
-                tracing::warn!(container = %container_id, "failed to list endpoints: {e}");
-                return;
-            }
-        };
-        for (network, ep) in &endpoints {
-            if let Err(e) = self.detach_endpoint(network, ep) {
-                tracing::warn!(container = %container_id, "{e}");
-            }
-        }
-    }
-
-    fn endpoints_with_networks(&self, container_id: &str) -> Result<Vec<(Network, Endpoint)>> {
-        let store = self.store();
+    pub(crate) fn endpoints_with_networks(&self, container_id: &str) -> Result<Vec<(Network, Endpoint)>> {
+        let store = self.read()?;
         let context = || format!("failed to list the endpoints of {container_id}");
         let mut pairs = Vec::new();
         for ep in store.endpoints_of_container(container_id).context(context)? {
@@ -436,98 +511,6 @@ impl Engine {
             pairs.push((network, ep));
         }
         Ok(pairs)
-    }
-
-    /// Brings the kernel back to what the store says, at `celld` start:
-    /// cell's tables rebuilt with every element, bridges and forwarding of
-    /// every network, the endpoints of running containers repaired, and
-    /// veths of containers that are gone deleted.
-    pub(crate) fn restore_networks(&self) -> Result<()> {
-        let (networks, endpoints, running) = {
-            let store = self.store();
-            let context = || "failed to read networks".to_string();
-            let networks = store.networks().context(context)?;
-            let endpoints = store.endpoints().context(context)?;
-            let running: Vec<Container> = store
-                .containers()
-                .context(context)?
-                .into_iter()
-                .filter(|c| c.running)
-                .collect();
-            (networks, endpoints, running)
-        };
-        let live: Vec<(&Network, &Endpoint, &Container)> = endpoints
-            .iter()
-            .filter_map(|ep| {
-                let container = running.iter().find(|c| c.id == ep.container_id)?;
-                let network = networks.iter().find(|n| n.id == ep.network_id)?;
-                Some((network, ep, container))
-            })
-            .collect();
-        let pairs: Vec<(&Network, &Endpoint)> = live.iter().map(|(n, e, _)| (*n, *e)).collect();
-        driver::restore_firewall(&self.host.firewall, &networks, &pairs)
-            .context(|| "failed to restore cell's nftables tables".into())?;
-        let kernel = self.kernel();
-        for network in &networks {
-            if let Err(e) = driver::setup_network_links(kernel, network) {
-                tracing::error!(network = %network.name, "failed to restore network: {e}");
-            }
-        }
-        for (network, ep, container) in &live {
-            let path = self.netns_path(&container.id);
-            let repaired = std::fs::File::open(&path)
-                .context(|| format!("failed to open {}", path.display()))
-                .and_then(|ns| {
-                    let links =
-                        NetlinkLinks::in_netns(&path).context(|| "failed to enter the namespace".into())?;
-                    let sysctl = NetnsSysctl::new(&path);
-                    let inside = ContainerKernel {
-                        links: &links,
-                        sysctl: &sysctl,
-                        netns_fd: ns.as_raw_fd(),
-                    };
-                    driver::repair_endpoint(kernel, inside, network, ep, container.network_driver)
-                        .context(|| "failed to repair".into())
-                });
-            if let Err(e) = repaired {
-                tracing::error!(container = %container.name, network = %network.name, "failed to restore endpoint: {e}");
-            }
-        }
-        // Veths of endpoints whose container is not running: left by a
-        // teardown that was cut short. Only names of known endpoints are
-        // candidates (an endpoint row outlives its veth, never the other
-        // way round), so links of the same shape that are not cell's stay.
-        let stale: HashSet<String> = endpoints
-            .iter()
-            .filter(|ep| !running.iter().any(|c| c.id == ep.container_id))
-            .filter_map(|ep| ep.epair.clone())
-            .collect();
-        let removed = driver::remove_links(&self.host.links, &stale)
-            .context(|| "failed to remove stale veths".into())?;
-        if !removed.is_empty() {
-            tracing::info!(?removed, "removed veths of containers that are gone");
-        }
-        self.remove_stale_netns(&running);
-        Ok(())
-    }
-
-    /// Unmounts the network namespaces of containers that do not run (a
-    /// teardown cut short by a crash); the namespaces die with the mounts.
-    fn remove_stale_netns(&self, running: &[Container]) {
-        let dir = self.config.root.join("netns");
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if running.iter().any(|c| c.id == name) {
-                continue;
-            }
-            match cell_net::netns::delete_netns(&entry.path()) {
-                Ok(()) => tracing::info!(container = %name, "removed a stale network namespace"),
-                Err(e) => tracing::warn!(container = %name, "{e}"),
-            }
-        }
     }
 }
 

@@ -27,7 +27,7 @@
 
 use crate::driver::{ContainerKernel, HostKernel};
 use crate::error::{NetError, Result};
-use crate::links::{FakeLinks, Links, PeerEvent};
+use crate::links::{FakeLinks, PeerEvent};
 use crate::netlink::NetlinkLinks;
 use crate::nft::{FakeFirewall, Nft};
 use crate::sysctl::{FakeSysctl, NetnsSysctl, ProcSysctl};
@@ -53,6 +53,8 @@ pub trait NetKernel: Send + Sync {
     /// Opens the namespace bound at `path` once, for the calls of one
     /// attach, detach or repair.
     fn open_netns(&self, path: &Path) -> Result<Box<dyn ContainerNetns + '_>>;
+    /// The namespaces bound in directory `dir`, for reconciliation.
+    fn netns_in(&self, dir: &Path) -> Result<Vec<PathBuf>>;
 }
 
 /// An open container namespace.
@@ -98,6 +100,20 @@ impl NetKernel for LinuxNetKernel {
 
     fn open_netns(&self, path: &Path) -> Result<Box<dyn ContainerNetns + '_>> {
         Ok(Box::new(LinuxContainerNetns::open(path)?))
+    }
+
+    fn netns_in(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(NetError::EnterNetns {
+                    path: dir.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        Ok(entries.flatten().map(|e| e.path()).collect())
     }
 }
 
@@ -386,6 +402,14 @@ impl NetKernel for FakeNetKernel {
         let ns = self.netns(path).ok_or_else(|| not_found(path))?;
         Ok(Box::new(FakeOpenNetns(ns)))
     }
+
+    fn netns_in(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        Ok(self
+            .namespaces()
+            .into_iter()
+            .filter(|p| p.parent() == Some(dir))
+            .collect())
+    }
 }
 
 struct FakeOpenNetns(Arc<FakeNetns>);
@@ -445,7 +469,11 @@ mod tests {
         let path = Path::new("/ns/a");
         kernel.create_netns(path).unwrap();
         let fd = kernel.open_netns(path).unwrap().kernel().netns_fd;
-        kernel.host().links.create_veth_pair("cv1", "eth0", Some(fd)).unwrap();
+        kernel
+            .host()
+            .links
+            .create_veth_pair("cv1", "eth0", Some(fd))
+            .unwrap();
         assert!(kernel.links.link_names().contains(&"cv1".to_string()));
         kernel.delete_netns(path).unwrap();
         assert!(!kernel.links.link_names().contains(&"cv1".to_string()));
@@ -460,9 +488,16 @@ mod tests {
         let path = Path::new("/ns/a");
         kernel.create_netns(path).unwrap();
         let fd = kernel.open_netns(path).unwrap().kernel().netns_fd;
-        kernel.host().links.create_veth_pair("cv1", "eth0", Some(fd)).unwrap();
+        kernel
+            .host()
+            .links
+            .create_veth_pair("cv1", "eth0", Some(fd))
+            .unwrap();
         kernel.host().links.delete_link("cv1").unwrap();
-        assert_eq!(kernel.netns(path).unwrap().links.link_names(), vec!["lo".to_string()]);
+        assert_eq!(
+            kernel.netns(path).unwrap().links.link_names(),
+            vec!["lo".to_string()]
+        );
     }
 
     #[test]

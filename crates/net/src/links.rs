@@ -240,7 +240,9 @@ pub enum PeerEvent {
 
 impl std::fmt::Debug for FakeLinks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FakeLinks").field("state", &self.state).finish_non_exhaustive()
+        f.debug_struct("FakeLinks")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
     }
 }
 
@@ -415,7 +417,9 @@ impl Links for FakeLinks {
         let mut s = self.record(LinkOp::DeleteLink { name: name.into() })?;
         if s.links.remove(name).is_some() {
             drop(s);
-            self.tell_peer(PeerEvent::Deleted { name: name.to_string() });
+            self.tell_peer(PeerEvent::Deleted {
+                name: name.to_string(),
+            });
         }
         Ok(())
     }

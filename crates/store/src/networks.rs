@@ -650,14 +650,26 @@ mod tests {
     fn a_network_being_removed_takes_no_endpoints() {
         let mut store = populated();
         store
-            .insert_endpoint(&endpoint("e00000000001", "n00000000001", "c00000000001", None, None))
+            .insert_endpoint(&endpoint(
+                "e00000000001",
+                "n00000000001",
+                "c00000000001",
+                None,
+                None,
+            ))
             .unwrap();
         // Prune marks only unused networks.
         assert!(!store.mark_network_removing("n00000000001", true).unwrap());
         assert!(store.mark_network_removing("n00000000002", true).unwrap());
         assert_eq!(store.networks_being_removed().unwrap(), vec!["n00000000002"]);
         let err = store
-            .insert_endpoint(&endpoint("e00000000002", "n00000000002", "c00000000002", None, None))
+            .insert_endpoint(&endpoint(
+                "e00000000002",
+                "n00000000002",
+                "c00000000002",
+                None,
+                None,
+            ))
             .unwrap_err();
         assert!(matches!(err, StoreError::NetworkRemoving { .. }), "{err}");
         // rm marks a network in use too; its endpoints stay until detached.

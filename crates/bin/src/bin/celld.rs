@@ -98,11 +98,10 @@ fn run(args: Args) -> Result<()> {
         .with_context(|| format!("cannot resolve root {}", root.display()))?;
     let _lock = lock_root(&root)?;
 
-    let engine = cell_engine::Engine::open(cell_engine::EngineConfig {
-        root: root.clone(),
-        shim_exe: std::env::current_exe().context("cannot find celld's own executable")?,
-        busybox,
-    })?;
+    let shim_exe = std::env::current_exe().context("cannot find celld's own executable")?;
+    let backends =
+        cell_engine::Backends::linux(shim_exe).context("cannot open the host's network namespace")?;
+    let engine = cell_engine::Engine::open(cell_engine::EngineConfig { root, busybox }, backends)?;
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(serve(engine, &socket))

@@ -1,0 +1,498 @@
+//! The engine's use cases on fakes, without root: a [`FakeNetKernel`]
+//! world of namespaces, a [`FakeRuntime`] of pretend processes and a real
+//! store in a temporary directory. Failures are injected at every kernel
+//! call an operation makes, and each test checks that nothing is left: no
+//! row, no link, no firewall element, no namespace.
+
+use crate::containers::CreateContainer;
+use crate::networks::{ConnectRequest, CreateNetwork, DisconnectRequest};
+use crate::{Backends, Engine, EngineConfig, FakeRuntime, FixedClock};
+use cell_core::model::{Container, Exec};
+use cell_net::{FakeNetKernel, FakeSeam};
+use cell_store::{ExecRecord, Store};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+struct World {
+    dir: tempfile::TempDir,
+    net: Arc<FakeNetKernel>,
+    runtime: Arc<FakeRuntime>,
+    engine: Arc<Engine>,
+}
+
+/// What the kernel holds, as far as a test can tell it apart.
+#[derive(Debug, PartialEq, Eq)]
+struct KernelState {
+    host_links: Vec<String>,
+    elements: BTreeSet<String>,
+    namespaces: Vec<PathBuf>,
+    netns_links: Vec<Vec<String>>,
+}
+
+impl World {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let rootfs = dir.path().join("rootfs-source");
+        std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+        std::fs::write(rootfs.join("bin/sh"), "#!/bin/true\n").unwrap();
+        let net = Arc::new(FakeNetKernel::new());
+        let runtime = Arc::new(FakeRuntime::new());
+        let engine = open(dir.path(), &net, &runtime);
+        engine.import_image("img", &rootfs).unwrap();
+        Self {
+            dir,
+            net,
+            runtime,
+            engine,
+        }
+    }
+
+    /// The engine of a celld started again on the same state and kernel.
+    fn restart(&mut self) {
+        self.engine = open(self.dir.path(), &self.net, &self.runtime);
+    }
+
+    fn store(&self) -> Store {
+        Store::open(&self.dir.path().join("root/cell.db")).unwrap()
+    }
+
+    fn network(&self, name: &str, net_type: &str, subnet: &str) -> cell_core::model::Network {
+        self.engine
+            .create_network(&CreateNetwork {
+                name: name.into(),
+                net_type: Some(net_type.into()),
+                subnet: Some(subnet.into()),
+                ..CreateNetwork::default()
+            })
+            .unwrap()
+    }
+
+    fn container(&self, name: &str, driver: &str, networks: &[&str]) -> Container {
+        self.engine
+            .create_container(&CreateContainer {
+                image: "img".into(),
+                name: Some(name.into()),
+                driver: Some(driver.into()),
+                networks: networks.iter().map(|n| n.to_string()).collect(),
+                ..CreateContainer::default()
+            })
+            .unwrap()
+    }
+
+    fn running(&self, name: &str, driver: &str, networks: &[&str]) -> Container {
+        let c = self.container(name, driver, networks);
+        self.engine.start_container(&c.id).unwrap();
+        self.engine.find_container(&c.id).unwrap()
+    }
+
+    fn kernel(&self) -> KernelState {
+        let namespaces = self.net.namespaces();
+        KernelState {
+            host_links: self.net.links.link_names(),
+            elements: self.net.elements(),
+            netns_links: namespaces
+                .iter()
+                .map(|p| self.net.netns(p).unwrap().links.link_names())
+                .collect(),
+            namespaces,
+        }
+    }
+
+    fn endpoint_count(&self) -> usize {
+        self.store().endpoints().unwrap().len()
+    }
+}
+
+fn open(dir: &Path, net: &Arc<FakeNetKernel>, runtime: &Arc<FakeRuntime>) -> Arc<Engine> {
+    Engine::open(
+        EngineConfig {
+            root: dir.join("root"),
+            busybox: "/nonexistent/busybox".into(),
+        },
+        Backends {
+            net: net.clone(),
+            runtime: runtime.clone(),
+            clock: Arc::new(FixedClock::at(chrono::DateTime::UNIX_EPOCH)),
+        },
+    )
+    .unwrap()
+}
+
+/// How many calls of `seam` `op` makes, measured on a world of its own.
+fn calls_of(seam: FakeSeam, setup: impl Fn() -> World, op: impl Fn(&World)) -> usize {
+    let world = setup();
+    let before = world.net.calls(seam);
+    op(&world);
+    world.net.calls(seam) - before
+}
+
+#[test]
+fn a_connect_that_fails_at_any_kernel_call_leaves_no_row_and_no_kernel_object() {
+    for (net_type, driver) in [("bridge", "vnet"), ("bridge", "ipnet"), ("loopback", "ipnet")] {
+        let setup = || {
+            let world = World::new();
+            world.network("front", net_type, "10.1.0.0/24");
+            world.network("back", net_type, "10.2.0.0/24");
+            world.running("web", driver, &["front"]);
+            world
+        };
+        let connect = |world: &World| {
+            world
+                .engine
+                .connect(
+                    "back",
+                    &ConnectRequest {
+                        container: "web".into(),
+                        ..ConnectRequest::default()
+                    },
+                )
+                .map(|_| ())
+        };
+        let world = setup();
+        let mut injected = 0;
+        for seam in FakeSeam::ALL {
+            let calls = calls_of(seam, setup, |w| connect(w).unwrap());
+            for n in 1..=calls {
+                let before = world.kernel();
+                let endpoints = world.endpoint_count();
+                world.net.fail_call(seam, n);
+                let err = connect(&world).expect_err("the injected failure is reported");
+                assert!(
+                    err.to_string().contains("injected"),
+                    "{net_type}/{driver} {seam:?} {n}: {err}"
+                );
+                assert_eq!(
+                    world.endpoint_count(),
+                    endpoints,
+                    "{net_type}/{driver} {seam:?} call {n}: a row is left"
+                );
+                assert_eq!(
+                    world.kernel(),
+                    before,
+                    "{net_type}/{driver} {seam:?} call {n}: kernel objects are left"
+                );
+                injected += 1;
+            }
+        }
+        assert!(injected > 10, "{net_type}/{driver}: only {injected} calls tried");
+        // Positive control: the same connect on the same world works.
+        connect(&world).unwrap();
+        assert_eq!(world.endpoint_count(), 2);
+    }
+}
+
+#[test]
+fn a_network_create_that_fails_half_way_leaves_nothing() {
+    let create = |world: &World| {
+        world
+            .engine
+            .create_network(&CreateNetwork {
+                name: "front".into(),
+                net_type: Some("bridge".into()),
+                subnet: Some("10.1.0.0/24".into()),
+                subnet6: Some("fd00:1::/64".into()),
+                ..CreateNetwork::default()
+            })
+            .map(|_| ())
+    };
+    let world = World::new();
+    for seam in [FakeSeam::HostLinks, FakeSeam::Firewall, FakeSeam::HostSysctl] {
+        let calls = calls_of(seam, World::new, |w| create(w).unwrap());
+        assert!(calls > 0, "{seam:?}");
+        for n in 1..=calls {
+            let before = world.kernel();
+            world.net.fail_call(seam, n);
+            let err = create(&world).expect_err("the injected failure is reported");
+            assert!(err.to_string().contains("injected"), "{seam:?} {n}: {err}");
+            assert!(
+                world.engine.networks().unwrap().is_empty(),
+                "{seam:?} {n}: a row is left"
+            );
+            assert_eq!(world.kernel().host_links, before.host_links, "{seam:?} {n}");
+            assert_eq!(world.kernel().elements, before.elements, "{seam:?} {n}");
+        }
+    }
+    create(&world).unwrap();
+    assert!(world.net.links.link_names().contains(&"cell0".to_string()));
+}
+
+#[test]
+fn network_rm_with_a_failing_endpoint_reports_it_and_removes_the_rest() {
+    let world = World::new();
+    let net = world.network("front", "bridge", "10.1.0.0/24");
+    let names = ["a", "b", "c"];
+    for name in names {
+        world.running(name, "vnet", &["front"]);
+    }
+    // Each detach is one firewall batch: the second one fails.
+    world.net.fail_call(FakeSeam::Firewall, 2);
+    let err = world.engine.remove_network("front").unwrap_err();
+    let failed = world.store().endpoints().unwrap();
+    assert_eq!(failed.len(), 1, "the other endpoints are removed");
+    assert!(err.to_string().contains(&failed[0].container_id), "{err}");
+    let veths: Vec<String> = world
+        .net
+        .links
+        .link_names()
+        .into_iter()
+        .filter(|l| l.starts_with("cv"))
+        .collect();
+    assert_eq!(veths, vec![failed[0].epair.clone().unwrap()]);
+    // The network stays, marked: it takes no new container.
+    assert_eq!(
+        world.store().networks_being_removed().unwrap(),
+        vec![net.id.clone()]
+    );
+    let refused = world.engine.connect(
+        "front",
+        &ConnectRequest {
+            container: world.container("d", "vnet", &[]).id,
+            ..ConnectRequest::default()
+        },
+    );
+    assert!(refused.unwrap_err().to_string().contains("being removed"));
+    // Again: now it goes, with its bridge and every element.
+    world.engine.remove_network("front").unwrap();
+    assert!(world.engine.networks().unwrap().is_empty());
+    assert!(
+        !world
+            .net
+            .links
+            .link_names()
+            .iter()
+            .any(|l| l == "cell0" || l.starts_with("cv"))
+    );
+    assert!(
+        world.net.elements().iter().all(|e| !e.contains("10.1.0.")),
+        "{:?}",
+        world.net.elements()
+    );
+}
+
+#[test]
+fn a_failed_start_is_undone_and_a_failed_undo_is_reported_with_it() {
+    let world = World::new();
+    world.network("front", "bridge", "10.1.0.0/24");
+    let c = world.container("web", "vnet", &["front"]);
+    let before = world.kernel();
+    world.runtime.fail_next_spawn("no such file");
+    let err = world.engine.start_container(&c.id).unwrap_err();
+    assert!(err.to_string().contains("no such file"), "{err}");
+    assert_eq!(world.kernel(), before);
+    assert!(
+        world.store().running_execs().unwrap().is_empty(),
+        "no exec row is left"
+    );
+    assert!(!world.engine.find_container("web").unwrap().running);
+
+    // Now the teardown fails too: both are said.
+    world.runtime.fail_next_spawn("no such file");
+    let setup = || {
+        let w = World::new();
+        w.network("front", "bridge", "10.1.0.0/24");
+        w.container("web", "vnet", &["front"]);
+        w
+    };
+    let host_calls = calls_of(FakeSeam::HostLinks, setup, |w| {
+        w.runtime.fail_next_spawn("x");
+        let _ = w.engine.start_container("web");
+    });
+    // The last host call of a failed start is the veth's deletion.
+    world.net.fail_call(FakeSeam::HostLinks, host_calls);
+    let err = world.engine.start_container(&c.id).unwrap_err().to_string();
+    assert!(
+        err.contains("no such file") && err.contains("undoing it failed too") && err.contains("injected"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_teardown_goes_on_past_errors_and_reports_them() {
+    let world = World::new();
+    world.network("front", "bridge", "10.1.0.0/24");
+    world.network("back", "bridge", "10.2.0.0/24");
+    let c = world.running("web", "vnet", &["front", "back"]);
+    // The first detach's firewall batch fails; the second detach and the
+    // namespace's removal still happen.
+    world.net.fail_call(FakeSeam::Firewall, 1);
+    let err = world
+        .engine
+        .stop_container("web", Duration::from_secs(1))
+        .unwrap_err();
+    assert!(err.to_string().contains("injected"), "{err}");
+    assert!(!world.engine.find_container("web").unwrap().running);
+    let veths: Vec<String> = world
+        .net
+        .links
+        .link_names()
+        .into_iter()
+        .filter(|l| l.starts_with("cv"))
+        .collect();
+    assert!(veths.is_empty(), "{veths:?}");
+    assert!(world.net.namespaces().is_empty());
+    // The endpoint whose elements could not be removed keeps them until
+    // the next start of celld rebuilds the tables from the store.
+    let leftover = world.net.elements().iter().any(|e| e.contains("10.1.0.2"));
+    assert!(leftover);
+    let mut world = world;
+    world.restart();
+    assert!(
+        world
+            .net
+            .elements()
+            .iter()
+            .all(|e| !e.contains("10.1.0.2") && !e.contains("10.2.0.2"))
+    );
+    let _ = c;
+}
+
+#[test]
+fn stop_holds_no_lock_while_it_waits_for_the_process() {
+    let world = World::new();
+    world.network("front", "bridge", "10.1.0.0/24");
+    world.network("back", "bridge", "10.2.0.0/24");
+    world.runtime.ignore_term(true);
+    let slow = world.running("slow", "vnet", &["front"]);
+    world.runtime.ignore_term(false);
+    world.running("other", "vnet", &["front"]);
+    let engine = Arc::clone(&world.engine);
+    let stop = std::thread::spawn(move || engine.stop_container("slow", Duration::from_secs(60)));
+    // Wait until the SIGTERM is sent: the stop is now waiting.
+    let init_pid = slow.pid.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !world.runtime.signals().contains(&(init_pid, libc::SIGTERM)) {
+        assert!(std::time::Instant::now() < deadline, "no SIGTERM sent");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Everything else goes on, for others and for the container itself.
+    let connect = |container: &str| ConnectRequest {
+        container: container.into(),
+        ..ConnectRequest::default()
+    };
+    world.engine.connect("back", &connect("other")).unwrap();
+    world
+        .engine
+        .disconnect(
+            "back",
+            &DisconnectRequest {
+                container: "other".into(),
+            },
+        )
+        .unwrap();
+    world.engine.connect("back", &connect("slow")).unwrap();
+    world.engine.inspect_container("slow").unwrap();
+    world.engine.containers(false).unwrap();
+    world.network("third", "loopback", "10.3.0.0/24");
+    world.engine.remove_network("third").unwrap();
+    assert!(!stop.is_finished(), "the stop is still waiting for its process");
+    world.runtime.exit(init_pid, 0);
+    stop.join().unwrap().unwrap();
+    let slow = world.engine.find_container("slow").unwrap();
+    assert!(!slow.running);
+    // Its two endpoints were torn down with it.
+    assert!(world.net.namespaces().iter().all(|p| !p.ends_with(&slow.id)));
+}
+
+#[test]
+fn reads_never_wait_for_the_writer() {
+    let world = World::new();
+    world.container("web", "host", &[]);
+    let writer = world.engine.store();
+    let engine = Arc::clone(&world.engine);
+    let reader = std::thread::spawn(move || {
+        engine.find_container("web").unwrap();
+        engine.containers(true).unwrap().len()
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !reader.is_finished() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a read waited for the writer"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(writer);
+    assert_eq!(reader.join().unwrap(), 1);
+}
+
+#[test]
+fn a_process_started_before_its_pids_were_recorded_is_stopped_at_start() {
+    let mut world = World::new();
+    let c = world.container("web", "host", &[]);
+    // celld died after recording the exec and spawning its supervisor, but
+    // before it could record the pids.
+    let exec = Exec {
+        id: "e0000000000e".into(),
+        container_id: c.id.clone(),
+        cmd: vec!["sleep".into()],
+        is_init: true,
+        created: chrono::Utc::now(),
+        exit_code: None,
+    };
+    world
+        .store()
+        .insert_exec(&ExecRecord {
+            exec: exec.clone(),
+            shim_pid: None,
+            pid: None,
+        })
+        .unwrap();
+    let dir = world.dir.path().join("root/execs").join(&exec.id);
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = crate::execs::process_spec(&c, &exec, &[], cell_runtime::spec::Target::Exec { init_pid: 1 });
+    let orphan = world.runtime.adopt(&dir, spec);
+    world.restart();
+    assert!(
+        world
+            .runtime
+            .running()
+            .iter()
+            .all(|p| p.shim_pid != orphan.shim_pid)
+    );
+    assert!(world.runtime.signals().contains(&(orphan.pid, libc::SIGKILL)));
+    assert!(world.store().running_execs().unwrap().is_empty());
+    assert!(!world.engine.find_container("web").unwrap().running);
+}
+
+#[test]
+fn removals_cut_short_by_a_crash_are_finished_at_start() {
+    let mut world = World::new();
+    let front = world.network("front", "bridge", "10.1.0.0/24");
+    world.network("back", "bridge", "10.2.0.0/24");
+    world.running("web", "vnet", &["back"]);
+    let ep = world.store().endpoints().unwrap().remove(0);
+    // A `network rm front` and a `disconnect back web` marked their intent,
+    // then celld died before touching the kernel.
+    world.store().mark_network_removing(&front.id, false).unwrap();
+    world.store().mark_endpoint_detaching(&ep.id).unwrap();
+    world.restart();
+    let names: Vec<String> = world
+        .engine
+        .networks()
+        .unwrap()
+        .into_iter()
+        .map(|n| n.name)
+        .collect();
+    assert_eq!(names, vec!["back"]);
+    assert!(!world.net.links.link_names().contains(&"cell0".to_string()));
+    assert!(world.store().endpoints().unwrap().is_empty());
+    assert!(!world.net.links.link_names().contains(ep.epair.as_ref().unwrap()));
+    assert!(world.net.elements().iter().all(|e| !e.contains("10.2.0.2")));
+    // The container still runs, on no network.
+    assert!(world.engine.find_container("web").unwrap().running);
+}
+
+#[test]
+fn a_network_recorded_before_a_crash_gets_its_kernel_objects_at_start() {
+    let mut world = World::new();
+    let net = world.network("front", "bridge", "10.1.0.0/24");
+    // As if celld died after writing the row and before the kernel work:
+    // the kernel of a rebooted machine has none of it.
+    world.net.links.forget(&net.interface);
+    assert!(!world.net.links.link_names().contains(&net.interface));
+    world.restart();
+    assert!(world.net.links.link_names().contains(&net.interface));
+    world.running("web", "vnet", &["front"]);
+}
