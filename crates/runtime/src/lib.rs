@@ -12,6 +12,8 @@
 //! - [`syscall`] is the seam under the supervisor's kernel work: the
 //!   [`Syscalls`] trait, the real [`LinuxSyscalls`] and the recording
 //!   double [`syscall::RecordingSyscalls`].
+//! - [`process`] lets the engine signal, wait for and find supervisors
+//!   through pidfds, immune to pid reuse.
 //!
 //! This crate knows nothing about networks beyond the path of a network
 //! namespace; the `net` layer prepares that namespace first.
@@ -33,6 +35,7 @@
 
 pub mod error;
 pub mod image;
+pub mod process;
 pub mod shim;
 pub mod spec;
 pub mod syscall;
