@@ -64,8 +64,7 @@ pub fn shim_main(state_dir: &Path) -> ! {
     }
     // First, before the container process exists: if celld dies before it
     // records this shim, it still finds it by its state directory.
-    let pid_file = pid_path(&state_dir);
-    if let Err(e) = write_atomically(&pid_file, format!("{}\n", std::process::id()).as_bytes()) {
+    if let Err(e) = write_pid_file(&state_dir) {
         fail_setup(&mut ready, &state_dir, chain_message(&e));
     }
     // The shim must outlive celld, which may be stopped with these signals;
@@ -91,6 +90,23 @@ pub fn shim_main(state_dir: &Path) -> ! {
     let code = shim.supervise();
     eprintln!("shim: pid {} exited with {code}", shim.child);
     std::process::exit(0)
+}
+
+/// Writes `shim.pid` whole (a temporary file renamed into place) but without
+/// the fsync that `exit.json` gets: a pid means nothing after the machine
+/// restarts, and every container start would pay for the flush.
+fn write_pid_file(state_dir: &Path) -> crate::error::Result<()> {
+    let path = pid_path(state_dir);
+    let tmp = state_dir.join(format!(".shim.pid.tmp-{}", std::process::id()));
+    fs::write(&tmp, format!("{}\n", std::process::id())).map_err(|source| RuntimeError::Write {
+        path: tmp.clone(),
+        source,
+    })?;
+    fs::rename(&tmp, &path).map_err(|source| RuntimeError::Rename {
+        from: tmp,
+        to: path,
+        source,
+    })
 }
 
 /// The ready pipe inherited from [`super::spawn_shim`], if any. It arrives
