@@ -121,9 +121,10 @@ pub enum RuntimeError {
         #[source]
         source: Errno,
     },
-    /// Changing capability sets failed.
-    #[error("failed to set capabilities")]
+    /// Changing a capability set failed; `op` says which change.
+    #[error("failed to {op}")]
     Capabilities {
+        op: String,
         #[source]
         source: caps::errors::CapsError,
     },

@@ -9,6 +9,11 @@
 //!   which runs [`shim_main`], sets up the namespaces and rootfs, execs the
 //!   process and records its framed output and exit code in the state
 //!   directory, independently of `celld`.
+//! - [`syscall`] is the seam under the supervisor's kernel work: the
+//!   [`Syscalls`] trait, the real [`LinuxSyscalls`] and the recording
+//!   double [`syscall::RecordingSyscalls`].
+//! - [`process`] lets the engine signal, wait for and find supervisors
+//!   through pidfds, immune to pid reuse.
 //!
 //! This crate knows nothing about networks beyond the path of a network
 //! namespace; the `net` layer prepares that namespace first.
@@ -30,10 +35,13 @@
 
 pub mod error;
 pub mod image;
+pub mod process;
 pub mod shim;
 pub mod spec;
+pub mod syscall;
 
 pub use error::{Result, RuntimeError};
 pub use image::{build_busybox_rootfs, import_rootfs};
 pub use shim::{Started, attach_path, read_exit, shim_main, spawn_shim, stream_history};
 pub use spec::{ProcessSpec, RootfsSpec, Target};
+pub use syscall::{LinuxSyscalls, Syscalls};

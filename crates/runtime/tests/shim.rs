@@ -234,6 +234,98 @@ mod inner {
         );
     }
 
+    /// Issue 7: an image whose `/etc/hosts` (and friends) is an absolute
+    /// symlink failed at start. The files cell writes replace such links in
+    /// the container's upper layer; nothing is written through them.
+    #[test]
+    #[ignore = "run by shim_in_private_namespaces"]
+    fn files_replace_absolute_symlinks_in_the_image() {
+        let Some(fx) = fixture() else { return };
+        // A host file an image's link names by its host path: it must stay
+        // as it is.
+        let host_file = fx.tmp.path().join("host-hostname");
+        fs::write(&host_file, "host\n").unwrap();
+        let etc = fx.image.join("etc");
+        for (name, target) in [
+            ("hosts", Path::new("/run/hosts")),
+            ("resolv.conf", Path::new("/run/systemd/resolve/stub-resolv.conf")),
+            ("hostname", host_file.as_path()),
+        ] {
+            let _ = fs::remove_file(etc.join(name));
+            std::os::unix::fs::symlink(target, etc.join(name)).unwrap();
+        }
+        let mut spec = fx.init(
+            "links",
+            &[
+                "sh",
+                "-c",
+                "cat /etc/hosts /etc/resolv.conf /etc/hostname; ls /run",
+            ],
+        );
+        if let Target::Init { files, .. } = &mut spec.target {
+            files.push(("/etc/hosts".into(), "10.0.0.2\tlinks\n".into()));
+            files.push(("/etc/resolv.conf".into(), "nameserver 10.0.0.1\n".into()));
+            files.push(("/etc/hostname".into(), "links\n".into()));
+        }
+        let outcome = fx.run("links", &spec);
+        assert_eq!(outcome.code, Some(0), "{outcome:?}");
+        // Nothing was written where the links pointed (/run stays empty).
+        assert_eq!(
+            outcome.stdout, "10.0.0.2\tlinks\nnameserver 10.0.0.1\nlinks\n",
+            "{outcome:?}"
+        );
+        assert_eq!(fs::read_to_string(&host_file).unwrap(), "host\n");
+        // The image keeps its links; the container's upper layer holds files.
+        let upper = fx.tmp.path().join("links/upper/etc");
+        for name in ["hosts", "resolv.conf", "hostname"] {
+            assert!(
+                fs::symlink_metadata(etc.join(name))
+                    .unwrap()
+                    .file_type()
+                    .is_symlink()
+            );
+            assert!(
+                fs::symlink_metadata(upper.join(name))
+                    .unwrap()
+                    .file_type()
+                    .is_file()
+            );
+        }
+    }
+
+    /// The supervisor records its pid before it starts the container
+    /// process, and `find_shim` finds it with or without that record.
+    #[test]
+    #[ignore = "run by shim_in_private_namespaces"]
+    fn the_supervisor_is_found_by_its_state_directory() {
+        use cell_runtime::process;
+
+        let Some(fx) = fixture() else { return };
+        let state = fx.state_dir("found");
+        let started = fx.spawn("found", &fx.init("found", &["sleep", "60"]));
+        let recorded = fs::read_to_string(cell_runtime::shim::pid_path(&state)).unwrap();
+        assert_eq!(recorded.trim(), started.shim_pid.to_string());
+        assert!(process::is_our_shim(started.shim_pid, &state));
+        assert!(!process::is_our_shim(started.pid, &state));
+        assert_eq!(process::find_shim(&state), Some(started.shim_pid));
+        fs::remove_file(cell_runtime::shim::pid_path(&state)).unwrap();
+        assert_eq!(process::find_shim(&state), Some(started.shim_pid));
+
+        // Signalling the container process ends the supervisor too.
+        assert!(process::is_alive(started.pid));
+        assert!(!process::wait_for_exit(
+            started.shim_pid,
+            Some(Duration::from_millis(50))
+        ));
+        process::signal(started.pid, libc::SIGKILL).unwrap();
+        assert!(process::wait_for_exit(
+            started.shim_pid,
+            Some(Duration::from_secs(20))
+        ));
+        assert_eq!(wait_for_exit(&state).code, Some(137));
+        assert_eq!(process::find_shim(&state), None);
+    }
+
     #[test]
     #[ignore = "run by shim_in_private_namespaces"]
     fn no_shim_descriptor_leaks_into_the_container() {
