@@ -6,6 +6,7 @@
 //! root.
 
 use cell_runtime::RuntimeError;
+use cell_runtime::process;
 use cell_runtime::shim::Started;
 use cell_runtime::spec::ProcessSpec;
 use chrono::{DateTime, Utc};
@@ -75,7 +76,9 @@ impl Runtime for ShimRuntime {
     }
 
     fn signal(&self, pid: i32, signal: i32) {
-        process::signal(pid, signal);
+        if let Err(e) = process::signal(pid, signal) {
+            tracing::warn!(pid, signal, "failed to signal: {e}");
+        }
     }
 
     fn wait_for_exit(&self, shim_pid: i32, timeout: Option<Duration>) -> bool {
@@ -91,104 +94,17 @@ impl Runtime for ShimRuntime {
     }
 
     fn kill_supervised(&self, shim_pid: i32) {
-        for child in process::children(shim_pid) {
-            process::signal(child, libc::SIGKILL);
+        // The supervisor's children are the process it runs (the first
+        // process of a container's pid namespace, whose death ends them all).
+        let children = std::fs::read_to_string(format!("/proc/{shim_pid}/task/{shim_pid}/children"))
+            .unwrap_or_default();
+        for child in children.split_whitespace().filter_map(|s| s.parse().ok()) {
+            self.signal(child, libc::SIGKILL);
         }
     }
 
     fn exit_code(&self, dir: &Path) -> Option<i32> {
         cell_runtime::shim::read_exit(dir)
-    }
-}
-
-/// Process control over pidfds, which pid reuse cannot fool.
-mod process {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    use std::path::Path;
-    use std::time::{Duration, Instant};
-
-    fn pidfd_open(pid: i32) -> Option<OwnedFd> {
-        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        // SAFETY: a non-negative return is a fresh fd that nothing else owns.
-        (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
-    }
-
-    pub fn signal(pid: i32, sig: i32) {
-        // No pidfd: the process is already gone.
-        if let Some(fd) = pidfd_open(pid) {
-            // SAFETY: pidfd_send_signal with a valid pidfd, no siginfo, no flags.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_pidfd_send_signal,
-                    fd.as_raw_fd(),
-                    sig,
-                    std::ptr::null::<u8>(),
-                    0,
-                );
-            }
-        }
-    }
-
-    /// Waits until `pid` has ended or `timeout` has passed; true if it ended.
-    pub fn wait_for_exit(pid: i32, timeout: Option<Duration>) -> bool {
-        let Some(fd) = pidfd_open(pid) else {
-            return true; // already gone
-        };
-        let deadline = timeout.map(|t| Instant::now() + t);
-        loop {
-            let ms = match deadline {
-                Some(d) => d
-                    .saturating_duration_since(Instant::now())
-                    .as_millis()
-                    .min(i32::MAX as u128) as i32,
-                None => -1,
-            };
-            let mut pfd = libc::pollfd {
-                fd: fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd for the duration of the call.
-            let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-            if n > 0 {
-                return true;
-            }
-            if n == 0 && deadline.is_some() {
-                return false;
-            }
-            if n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-                return false;
-            }
-        }
-    }
-
-    /// Whether `pid` is a supervisor of ours for `state_dir` (and not
-    /// another process that reused its pid).
-    pub fn is_our_shim(pid: i32, state_dir: &Path) -> bool {
-        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            return false;
-        };
-        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        args.get(1) == Some(&&b"shim"[..]) && args.get(2) == Some(&state_dir.as_os_str().as_encoded_bytes())
-    }
-
-    /// The supervisor of `state_dir`, by a scan of `/proc`.
-    pub fn find_shim(state_dir: &Path) -> Option<i32> {
-        std::fs::read_dir("/proc")
-            .ok()?
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-            .find(|pid| is_our_shim(*pid, state_dir))
-    }
-
-    /// The children of `pid`.
-    pub fn children(pid: i32) -> Vec<i32> {
-        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-            .unwrap_or_default()
-            .split_whitespace()
-            .filter_map(|s| s.parse().ok())
-            .collect()
     }
 }
 
