@@ -133,9 +133,7 @@ async fn complete_log(path: &std::path::Path, shutdown: &CancellationToken) -> V
             return data;
         }
         if Instant::now() >= deadline {
-            data.extend(error_frame(
-                "the process's supervisor ended without an exit code",
-            ));
+            data.extend(error_frame("the process's supervisor ended without an exit code"));
             return data;
         }
         tokio::select! {
@@ -212,7 +210,10 @@ mod tests {
             decode(&last),
             vec![(FrameKind::Error, DAEMON_STOPPED.as_bytes().to_vec())]
         );
-        assert!(stream.next().await.is_none(), "the stream goes on after the error frame");
+        assert!(
+            stream.next().await.is_none(),
+            "the stream goes on after the error frame"
+        );
     }
 
     #[tokio::test]
@@ -232,7 +233,10 @@ mod tests {
         }
         drop(supervisor);
         let chunks: Vec<Vec<u8>> = stream.map(|c| c.unwrap()).collect().await;
-        assert!(chunks.iter().all(|c| whole_frames_len(c) == c.len()), "{chunks:?}");
+        assert!(
+            chunks.iter().all(|c| whole_frames_len(c) == c.len()),
+            "{chunks:?}"
+        );
         assert_eq!(chunks.concat(), all);
         // Not cancelled: the positive control for the shutdown test above.
         assert!(!shutdown.is_cancelled());
@@ -249,7 +253,10 @@ mod tests {
         shutdown.cancel();
         let started = Instant::now();
         let body = complete_log(&log, &shutdown).await;
-        assert!(started.elapsed() < Duration::from_secs(2), "waited for the exit frame");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "waited for the exit frame"
+        );
         assert_eq!(
             decode(&body),
             vec![
