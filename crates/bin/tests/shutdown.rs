@@ -220,3 +220,59 @@ fn a_second_celld_in_the_same_network_namespace_refuses_and_touches_nothing() {
     assert!(out.status.success(), "{}", describe(&out));
     sb.stop_other_celld(other);
 }
+
+#[test]
+fn sigint_stops_celld_as_sigterm_does() {
+    require_root!();
+    let mut sb = Sandbox::new();
+    sb.ok(&["run", "-d", "--name", "c", "busybox", "sleep", "600"]);
+    let mut exec = sb.spawn_cell(&["exec", "c", "sh", "-c", "echo ready; exec sleep 600"]);
+    exec.wait_stdout("ready");
+
+    stop_celld_timed(&mut sb, libc::SIGINT, "an attached exec");
+    assert_left_with(exec, DAEMON_STOPPED, "cell exec");
+    assert!(!sb.socket.exists(), "celld left its socket behind");
+}
+
+#[test]
+fn a_celld_of_another_network_namespace_leaves_a_served_socket_alone() {
+    require_root!();
+    let mut first = Sandbox::new();
+    let elsewhere = Sandbox::without_celld();
+    let other_root = elsewhere.dir.path().join("root");
+    let out = elsewhere
+        .in_ns(CELLD)
+        .args([
+            "--root",
+            other_root.to_str().unwrap(),
+            "--socket",
+            first.socket.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{}", describe(&out));
+    let refusal = format!("another celld is already serving {}", first.socket.display());
+    assert!(stderr.contains(&refusal), "{stderr}");
+    first.ok(&["lsc"]);
+
+    // Positive control: a stale socket (its celld was killed) is taken over.
+    first.kill_celld(libc::SIGKILL);
+    assert!(first.socket.exists(), "a killed celld removed its socket");
+    let other = elsewhere.spawn_other_celld(&other_root, &first.socket);
+    let served = || {
+        std::process::Command::new(CELL)
+            .args(["-H", &format!("unix://{}", first.socket.display()), "lsc"])
+            .output()
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !served().status.success() {
+        assert!(
+            Instant::now() < deadline,
+            "the other celld did not take the stale socket over"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    elsewhere.stop_other_celld(other);
+}

@@ -127,6 +127,11 @@ fn run(args: Args) -> Result<()> {
         .canonicalize()
         .with_context(|| format!("cannot resolve root {}", root.display()))?;
     let _lock = lock_root(&root)?;
+    // A daemon of another network namespace and root may serve the same
+    // path; its socket answers, a stale one does not (and is replaced).
+    if UnixStream::connect(&socket).is_ok() {
+        bail!("another celld is already serving {}", socket.display());
+    }
 
     let engine = cell_engine::Engine::open(cell_engine::EngineConfig {
         root: root.clone(),
@@ -268,17 +273,6 @@ async fn serve(engine: std::sync::Arc<cell_engine::Engine>, socket: &Path) -> Re
     if let Some(dir) = socket.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    // A daemon of another network namespace may serve the same path; its
-    // socket answers, a stale one does not.
-    if std::os::unix::net::UnixStream::connect(socket).is_ok() {
-        bail!("another celld is already serving {}", socket.display());
-    }
-    match std::fs::remove_file(socket) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(e).with_context(|| format!("cannot remove stale socket {}", socket.display()));
-        }
-        _ => {}
-    }
     // Before the socket appears: whoever sees it may signal us at once.
     let mut signals = ShutdownSignals::install()?;
     let listener = listen_at(socket)?;
@@ -320,7 +314,8 @@ async fn serve(engine: std::sync::Arc<cell_engine::Engine>, socket: &Path) -> Re
 /// Listens on `socket`, which appears only once it accepts connections and
 /// has its mode: binding creates the file before `listen`, and a client
 /// that connects in between (one that waits for the file, as scripts and
-/// tests do) would be refused. So bind a name of our own, then rename it.
+/// tests do) would be refused. So bind a name of our own, then rename it
+/// over the path, replacing a stale socket a killed daemon left there.
 fn listen_at(socket: &Path) -> Result<tokio::net::UnixListener> {
     let mut name = socket.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".{}.new", std::process::id()));
