@@ -6,6 +6,12 @@
 //! request never leaves a half-done setup). Errors become
 //! `{"message": "..."}` with a status chosen in one place ([`error`]). The
 //! OpenAPI document is served at `GET /openapi.json`.
+//!
+//! Attach streams last as long as the process they follow, so a daemon that
+//! waited for them could never stop. [`router_with_shutdown`] takes a
+//! cancellation token: once it fires, every attach stream ends with one
+//! error frame ([`DAEMON_STOPPED`]) and the server's graceful shutdown no
+//! longer waits on them.
 
 mod attach;
 mod error;
@@ -14,15 +20,50 @@ mod handlers;
 pub use error::ApiError;
 
 use axum::Router;
+use axum::extract::FromRef;
 use axum::routing::{get, post};
 use cell_engine::Engine;
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+pub use attach::DAEMON_STOPPED;
 
 /// The OpenAPI document of this API.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-/// The API's routes over an engine.
+/// What the handlers share: the engine, and the token that tells long-lived
+/// responses the daemon is stopping.
+#[derive(Clone)]
+struct ApiState {
+    engine: Arc<Engine>,
+    shutdown: CancellationToken,
+}
+
+// Handlers that only need the engine extract `State<Arc<Engine>>` as before.
+impl FromRef<ApiState> for Arc<Engine> {
+    fn from_ref(state: &ApiState) -> Self {
+        Arc::clone(&state.engine)
+    }
+}
+
+impl FromRef<ApiState> for CancellationToken {
+    fn from_ref(state: &ApiState) -> Self {
+        state.shutdown.clone()
+    }
+}
+
+/// The API's routes over an engine, for a server that never needs to end
+/// its attach streams early (tests, tools). `celld` uses
+/// [`router_with_shutdown`].
 pub fn router(engine: Arc<Engine>) -> Router {
+    router_with_shutdown(engine, CancellationToken::new())
+}
+
+/// The API's routes over an engine. When `shutdown` is cancelled, open
+/// attach streams end at once with an error frame carrying
+/// [`DAEMON_STOPPED`]; the processes they follow keep running under their
+/// supervisors and can be attached again from the next daemon.
+pub fn router_with_shutdown(engine: Arc<Engine>, shutdown: CancellationToken) -> Router {
     use handlers::*;
     Router::new()
         .route("/openapi.json", get(openapi))
@@ -55,7 +96,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/networks/{reference}/connect", post(connect_network))
         .route("/networks/{reference}/disconnect", post(disconnect_network))
         .fallback(|| async { ApiError::not_found_route() })
-        .with_state(engine)
+        .with_state(ApiState { engine, shutdown })
 }
 
 #[cfg(test)]

@@ -347,3 +347,241 @@ impl Drop for Sandbox {
         }
     }
 }
+
+/// A `cell` client left running (an attached `run` or `exec`), whose
+/// output lines are collected as they come.
+pub struct RunningCell {
+    child: Child,
+    stdout: std::sync::mpsc::Receiver<String>,
+    stderr: std::sync::mpsc::Receiver<String>,
+    /// Lines already taken from the channels, so `finish` returns them all.
+    seen_stdout: Vec<String>,
+    seen_stderr: Vec<String>,
+}
+
+/// How a [`RunningCell`] ended.
+pub struct Finished {
+    pub code: Option<i32>,
+    pub stdout: Vec<String>,
+    pub stderr: Vec<String>,
+}
+
+fn lines_of(pipe: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    receive
+}
+
+fn next_line_holding(
+    lines: &std::sync::mpsc::Receiver<String>,
+    seen: &mut Vec<String>,
+    needle: &str,
+    timeout: Duration,
+) -> Option<String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        let line = lines.recv_timeout(left).ok()?;
+        seen.push(line.clone());
+        if line.contains(needle) {
+            return Some(line);
+        }
+    }
+}
+
+impl RunningCell {
+    /// Waits for a line of stdout holding `needle`; returns it.
+    pub fn wait_stdout(&mut self, needle: &str) -> String {
+        let timeout = Duration::from_secs(20);
+        match next_line_holding(&self.stdout, &mut self.seen_stdout, needle, timeout) {
+            Some(line) => line,
+            None => self.fail(&format!("no stdout line with {needle:?}")),
+        }
+    }
+
+    /// Waits for a line of stderr holding `needle`; returns it.
+    pub fn wait_stderr(&mut self, needle: &str) -> String {
+        let timeout = Duration::from_secs(20);
+        match next_line_holding(&self.stderr, &mut self.seen_stderr, needle, timeout) {
+            Some(line) => line,
+            None => self.fail(&format!("no stderr line with {needle:?}")),
+        }
+    }
+
+    fn fail(&mut self, what: &str) -> ! {
+        let status = self.child.try_wait();
+        self.seen_stdout.extend(self.stdout.try_iter());
+        self.seen_stderr.extend(self.stderr.try_iter());
+        panic!(
+            "{what}; cell's status {status:?}, stdout {:?}, stderr {:?}",
+            self.seen_stdout, self.seen_stderr
+        );
+    }
+
+    /// Waits (at most `timeout`, then fails) for the client to exit.
+    pub fn finish(mut self, timeout: Duration) -> Finished {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait for cell") {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "cell did not exit within {timeout:?}; stdout {:?}, stderr {:?}",
+                    self.seen_stdout, self.seen_stderr
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        // The pipes close with the process, so the readers end.
+        self.seen_stdout.extend(self.stdout.iter());
+        self.seen_stderr.extend(self.stderr.iter());
+        Finished {
+            code: status.code(),
+            stdout: std::mem::take(&mut self.seen_stdout),
+            stderr: std::mem::take(&mut self.seen_stderr),
+        }
+    }
+}
+
+impl Drop for RunningCell {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// An attach to an exec made by hand (`GET /execs/{id}/attach`), read frame
+/// by frame. HTTP/1.0, so the body is sent as it is, up to the close.
+pub struct RawAttach {
+    reader: std::io::BufReader<std::os::unix::net::UnixStream>,
+}
+
+impl RawAttach {
+    /// The next frame; `None` at the end of the stream.
+    pub fn next_frame(&mut self) -> Option<(cell_core::frame::FrameKind, Vec<u8>)> {
+        cell_core::frame::read_frame(&mut self.reader).expect("a whole frame within the read timeout")
+    }
+
+    /// Reads frames until a stdout frame holds `needle`.
+    pub fn wait_stdout(&mut self, needle: &str) {
+        let mut seen = String::new();
+        while let Some((kind, payload)) = self.next_frame() {
+            if kind == cell_core::frame::FrameKind::Stdout {
+                seen.push_str(&String::from_utf8_lossy(&payload));
+                if seen.contains(needle) {
+                    return;
+                }
+            }
+        }
+        panic!("the attach stream ended without {needle:?} on stdout: {seen:?}");
+    }
+}
+
+impl Sandbox {
+    /// Starts `cell -H unix://SOCKET ARGS...` and returns at once.
+    pub fn spawn_cell(&self, args: &[&str]) -> RunningCell {
+        let mut child = Command::new(CELL)
+            .arg("-H")
+            .arg(format!("unix://{}", self.socket.display()))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cell");
+        let stdout = lines_of(child.stdout.take().unwrap());
+        let stderr = lines_of(child.stderr.take().unwrap());
+        RunningCell {
+            child,
+            stdout,
+            stderr,
+            seen_stdout: Vec::new(),
+            seen_stderr: Vec::new(),
+        }
+    }
+
+    /// Attaches to an exec's output through the API, by hand.
+    pub fn attach_raw(&self, exec_id: &str) -> RawAttach {
+        use std::io::{BufRead, Write};
+        let mut stream = std::os::unix::net::UnixStream::connect(&self.socket).expect("connect to celld");
+        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        write!(
+            stream,
+            "GET /execs/{exec_id}/attach HTTP/1.0\r\nHost: celld\r\n\r\n"
+        )
+        .unwrap();
+        let mut reader = std::io::BufReader::new(stream);
+        let mut status = String::new();
+        reader.read_line(&mut status).unwrap();
+        assert!(status.contains(" 200 "), "attach {exec_id}: {status}");
+        loop {
+            let mut header = String::new();
+            reader.read_line(&mut header).unwrap();
+            if header == "\r\n" || header.is_empty() {
+                break;
+            }
+        }
+        RawAttach { reader }
+    }
+
+    /// The pid of the running celld as processes in the sandbox see it.
+    pub fn celld_pid_in_sandbox(&self) -> u32 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.celld_pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("NSpid:"))
+            .and_then(|pids| pids.split_whitespace().last())
+            .and_then(|pid| pid.parse().ok())
+            .expect("NSpid of celld")
+    }
+
+    /// Runs another celld in the sandbox with its own root and socket,
+    /// beside the one the sandbox manages.
+    pub fn spawn_other_celld(&self, root: &Path, socket: &Path) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("other-celld.log"))
+            .unwrap();
+        self.in_ns(CELLD)
+            .args([
+                "--root",
+                root.to_str().unwrap(),
+                "--socket",
+                socket.to_str().unwrap(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("celld")
+    }
+
+    /// Waits for a socket to appear, as a started celld makes it.
+    pub fn wait_for_socket(&self, socket: &Path) {
+        wait_until("a celld's socket", Duration::from_secs(20), || socket.exists());
+    }
+
+    /// Stops a celld from [`Sandbox::spawn_other_celld`] with SIGTERM.
+    pub fn stop_other_celld(&self, mut nsenter: Child) {
+        if let Some(pid) = children(nsenter.id()).first() {
+            // SAFETY: kill has no memory-safety preconditions; the pid is a
+            // child of our own nsenter.
+            unsafe { libc::kill(*pid as i32, libc::SIGTERM) };
+        }
+        let _ = nsenter.wait();
+    }
+}

@@ -1,5 +1,10 @@
 //! A small HTTP/1.1 client for celld's unix socket, with JSON requests and
 //! a streaming reader for the framed output of `attach`.
+//!
+//! An attach ends in one of three ways, each one line for `main` to print:
+//! the exit frame (the process's exit code), an error frame (celld's own
+//! words, e.g. `cell_api::DAEMON_STOPPED` when it shuts down), or a stream
+//! that breaks or just ends ([`LOST_DAEMON`]: celld was killed).
 
 use anyhow::{Context, Result, anyhow, bail};
 use cell_core::frame::{self, FrameKind};
@@ -10,6 +15,10 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use std::io::Write;
 use std::path::PathBuf;
+
+/// What an attached client says when celld vanished without a word (it was
+/// killed): the process goes on under its supervisor all the same.
+pub const LOST_DAEMON: &str = "lost the connection to celld; the container is still running";
 
 /// An error the daemon answered with; its message is shown as it is.
 #[derive(Debug)]
@@ -54,15 +63,20 @@ impl Client {
         tokio::spawn(connection);
         let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
         let request = Request::builder()
-            .method(method)
+            .method(&method)
             .uri(path)
             .header("host", "celld")
             .header("content-type", "application/json")
             .body(Full::new(body))?;
-        sender
-            .send_request(request)
-            .await
-            .with_context(|| format!("request to celld failed: {path}"))
+        match sender.send_request(request).await {
+            Ok(response) => Ok(response),
+            // celld stopped or died with the request in hand: it does not
+            // wait for slow requests when it shuts down.
+            Err(e) if e.is_incomplete_message() || e.is_canceled() => {
+                bail!("celld went away before answering {method} {path}")
+            }
+            Err(e) => Err(e).with_context(|| format!("request to celld failed: {path}")),
+        }
     }
 
     /// Sends a request and returns the JSON answer, or the daemon's error.
@@ -93,7 +107,7 @@ impl Client {
         let mut body = response.into_body();
         let mut buffer: Vec<u8> = Vec::new();
         while let Some(chunk) = body.frame().await {
-            let chunk = chunk.context("the output stream broke")?;
+            let Ok(chunk) = chunk else { bail!(LOST_DAEMON) };
             let Some(data) = chunk.data_ref() else { continue };
             buffer.extend_from_slice(data);
             let mut rest = &buffer[..];
@@ -116,7 +130,9 @@ impl Client {
             let consumed = buffer.len() - rest.len();
             buffer.drain(..consumed);
         }
-        bail!("the output stream of {exec_id} ended without an exit code")
+        // celld ends a stream with an exit or error frame, even when it
+        // stops; a stream that just ends is a daemon that died.
+        bail!(LOST_DAEMON)
     }
 }
 
