@@ -40,18 +40,47 @@ pub async fn attach(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let lookup = Arc::clone(&engine);
-    let source = tokio::task::spawn_blocking(move || lookup.output_source(&id))
+    let exec_id = id.clone();
+    let source = tokio::task::spawn_blocking(move || lookup.output_source(&exec_id))
         .await
         .map_err(|e| ApiError::internal(format!("attach failed: {e}")))??;
     let log = match source {
         OutputSource::Live(socket) => match UnixStream::connect(&socket).await {
-            Ok(stream) => return Ok(framed(Body::from_stream(live_frames(stream, shutdown)))),
+            Ok(stream) => {
+                let recorded = exit_recorded(engine, id);
+                return Ok(framed(Body::from_stream(live_frames(stream, shutdown, recorded))));
+            }
             // The supervisor finished between the check and the connect.
             Err(_) => socket.with_file_name("output.log"),
         },
         OutputSource::Log(log) => log,
     };
-    Ok(framed(Body::from(complete_log(&log, &shutdown).await)))
+    let data = complete_log(&log, &shutdown).await;
+    if ends_with_exit(&data) {
+        exit_recorded(engine, id)().await;
+    }
+    Ok(framed(Body::from(data)))
+}
+
+/// Waits (a few seconds at most) until the engine has recorded the exit of
+/// exec `id`: the exit frame is held back until then, so a client that
+/// returns on it finds the container stopped and torn down.
+fn exit_recorded(
+    engine: Arc<Engine>,
+    id: String,
+) -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync + Clone {
+    move || {
+        let engine = Arc::clone(&engine);
+        let id = id.clone();
+        Box::pin(async move {
+            let waited =
+                tokio::task::spawn_blocking(move || engine.wait_exit_recorded(&id, Duration::from_secs(5)))
+                    .await;
+            if !matches!(waited, Ok(Ok(true))) {
+                tracing::warn!("an exit was not recorded in time: {waited:?}");
+            }
+        })
+    }
 }
 
 fn framed(body: Body) -> Response {
@@ -71,19 +100,31 @@ fn error_frame(message: &str) -> Vec<u8> {
 /// The frames a supervisor's attach socket sends, each chunk made of whole
 /// frames, until the supervisor closes the socket (after the exit frame) or
 /// `shutdown` fires (then one [`DAEMON_STOPPED`] error frame ends it).
-fn live_frames(
+fn live_frames<W, F>(
     socket: UnixStream,
     shutdown: CancellationToken,
-) -> impl futures_util::Stream<Item = std::io::Result<Vec<u8>>> + Send {
+    exit_recorded: W,
+) -> impl futures_util::Stream<Item = std::io::Result<Vec<u8>>> + Send
+where
+    W: Fn() -> F + Send + Sync + Clone + 'static,
+    F: std::future::Future<Output = ()> + Send,
+{
     // The state is `None` once the last chunk has been given.
     futures_util::stream::unfold(Some((socket, Vec::new())), move |state| {
         let shutdown = shutdown.clone();
+        let exit_recorded = exit_recorded.clone();
         async move {
             let (mut socket, mut pending) = state?;
             loop {
                 let whole = whole_frames_len(&pending);
                 if whole > 0 {
                     let rest = pending.split_off(whole);
+                    if ends_with_exit(&pending) {
+                        tokio::select! {
+                            () = shutdown.cancelled() => {}
+                            () = exit_recorded() => {}
+                        }
+                    }
                     return Some((Ok(pending), Some((socket, rest))));
                 }
                 pending.reserve(READ_CHUNK);
@@ -194,7 +235,7 @@ mod tests {
     async fn a_live_stream_ends_with_one_error_frame_at_a_frame_boundary_on_shutdown() {
         let (mut supervisor, daemon_end) = UnixStream::pair().unwrap();
         let shutdown = CancellationToken::new();
-        let mut stream = Box::pin(live_frames(daemon_end, shutdown.clone()));
+        let mut stream = Box::pin(live_frames(daemon_end, shutdown.clone(), || async {}));
 
         let first = frames(&[(FrameKind::Stdout, b"one\n")]);
         let second = frames(&[(FrameKind::Stdout, b"two\n")]);
@@ -220,7 +261,7 @@ mod tests {
     async fn a_live_stream_passes_everything_through_until_the_supervisor_closes() {
         let (mut supervisor, daemon_end) = UnixStream::pair().unwrap();
         let shutdown = CancellationToken::new();
-        let stream = live_frames(daemon_end, shutdown.clone());
+        let stream = live_frames(daemon_end, shutdown.clone(), || async {});
 
         let all = frames(&[
             (FrameKind::Stdout, b"out"),

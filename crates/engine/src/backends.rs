@@ -96,8 +96,8 @@ impl Runtime for ShimRuntime {
     fn kill_supervised(&self, shim_pid: i32) {
         // The supervisor's children are the process it runs (the first
         // process of a container's pid namespace, whose death ends them all).
-        let children = std::fs::read_to_string(format!("/proc/{shim_pid}/task/{shim_pid}/children"))
-            .unwrap_or_default();
+        let children =
+            std::fs::read_to_string(format!("/proc/{shim_pid}/task/{shim_pid}/children")).unwrap_or_default();
         for child in children.split_whitespace().filter_map(|s| s.parse().ok()) {
             self.signal(child, libc::SIGKILL);
         }

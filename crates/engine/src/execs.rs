@@ -123,6 +123,46 @@ impl Engine {
             .ok_or_else(|| CoreError::not_found("execution instance", id).into())
     }
 
+    /// Waits until the exit of exec `id` is recorded (for an init: the
+    /// container is stopped and its network torn down), or `timeout` has
+    /// passed; true if it was recorded. An attached client that has seen
+    /// the exit frame waits for this, so that what it does next (inspect,
+    /// start, rm) sees the container stopped.
+    pub fn wait_exit_recorded(&self, id: &str, timeout: Duration) -> Result<bool> {
+        let deadline = Instant::now() + timeout;
+        let mut generation = self.exits.0.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let recorded = self
+                .read()?
+                .exec(id)
+                .context(|| format!("failed to look up exec {id}"))?
+                .is_none_or(|r| r.exec.exit_code.is_some());
+            let left = deadline.saturating_duration_since(Instant::now());
+            if recorded || left.is_zero() {
+                return Ok(recorded);
+            }
+            let seen = *generation;
+            while *generation == seen {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                generation = self
+                    .exits
+                    .1
+                    .wait_timeout(generation, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+        }
+    }
+
+    /// Wakes those waiting in [`Engine::wait_exit_recorded`].
+    fn announce_exit(&self) {
+        *self.exits.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.exits.1.notify_all();
+    }
+
     /// Where the output of exec `id` can be read now.
     pub fn output_source(&self, id: &str) -> Result<OutputSource> {
         self.find_exec(id)?;
@@ -172,6 +212,12 @@ impl Engine {
     /// both call it). For an init, the container is stopped and its network
     /// torn down; the teardown goes on past errors and reports them all.
     pub(crate) fn record_exit(&self, record: &ExecRecord) -> Result<()> {
+        let recorded = self.record_exit_once(record);
+        self.announce_exit();
+        recorded
+    }
+
+    fn record_exit_once(&self, record: &ExecRecord) -> Result<()> {
         let dir = self.exec_dir(&record.exec.id);
         let code = self.exit_code_with_grace(&dir).unwrap_or(UNKNOWN_EXIT);
         let exec = &record.exec;

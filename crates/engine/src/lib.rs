@@ -64,6 +64,8 @@ pub struct Engine {
     /// Serializes network creation: names, interfaces and subnets are
     /// checked against the networks there are.
     create_lock: Mutex<()>,
+    /// Counts recorded exits, and wakes those waiting for one.
+    exits: (Mutex<u64>, std::sync::Condvar),
 }
 
 /// A read connection borrowed from the pool; it goes back when dropped.
@@ -113,6 +115,7 @@ impl Engine {
             db,
             container_locks: Mutex::default(),
             create_lock: Mutex::default(),
+            exits: Default::default(),
         });
         engine.reconcile()?;
         Ok(engine)

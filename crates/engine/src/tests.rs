@@ -496,3 +496,24 @@ fn a_network_recorded_before_a_crash_gets_its_kernel_objects_at_start() {
     assert!(world.net.links.link_names().contains(&net.interface));
     world.running("web", "vnet", &["front"]);
 }
+
+#[test]
+fn an_exit_is_announced_once_it_is_recorded() {
+    let world = World::new();
+    let c = world.running("web", "host", &[]);
+    let init = world.store().running_init_exec(&c.id).unwrap().unwrap();
+    // Still running: the wait ends at its deadline, saying so.
+    assert!(
+        !world
+            .engine
+            .wait_exit_recorded(&init.exec.id, Duration::from_millis(50))
+            .unwrap()
+    );
+    let engine = Arc::clone(&world.engine);
+    let id = init.exec.id.clone();
+    let waiter = std::thread::spawn(move || engine.wait_exit_recorded(&id, Duration::from_secs(30)).unwrap());
+    world.runtime.exit(c.pid.unwrap(), 3);
+    assert!(waiter.join().unwrap());
+    let c = world.engine.find_container("web").unwrap();
+    assert_eq!((c.running, c.exit_code), (false, Some(3)));
+}
