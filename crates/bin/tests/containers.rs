@@ -84,7 +84,11 @@ fn detached_run_exec_and_lifecycle() {
     // exec -d returns at once; the process runs in the container.
     let out = sb.cell(&["exec", "-d", "web", "sh", "-c", "echo detached > /tmp/d"]);
     assert!(out.status.success());
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // It ran when the file it writes is there (a generous deadline, no sleep).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while sb.cell(&["exec", "web", "test", "-s", "/tmp/d"]).status.code() != Some(0) {
+        assert!(std::time::Instant::now() < deadline, "exec -d never wrote /tmp/d");
+    }
     assert_eq!(sb.ok(&["exec", "web", "cat", "/tmp/d"]), "detached\n");
 
     // The container's init is pid 1 of its own pid namespace.

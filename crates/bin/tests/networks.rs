@@ -1033,8 +1033,21 @@ fn a_container_that_died_while_celld_was_down_leaves_nothing_behind() {
         endpoints(&sb, "short4")[0].clone(),
         endpoints(&sb, "short2")[0].clone(),
     ];
+    let pids: Vec<i64> = ["short4", "short2"]
+        .iter()
+        .map(|c| {
+            sb.inspect(c)["container"]["pid"]
+                .as_i64()
+                .expect("a running container's pid")
+        })
+        .collect();
     sb.kill_celld(libc::SIGKILL);
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // Both end on their own while celld is down.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while pids.iter().any(|pid| sb.pid_alive(*pid)) {
+        assert!(std::time::Instant::now() < deadline, "the containers did not end");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     sb.start_celld();
     for c in ["short4", "short2"] {
         assert_eq!(sb.inspect(c)["container"]["exit_code"], 3);
