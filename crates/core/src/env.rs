@@ -64,7 +64,10 @@ mod tests {
     #[test]
     fn nul_is_refused_in_names_and_values() {
         let err = validate_env("A=x\0y").unwrap_err();
-        assert_eq!(err.message, r#"invalid environment variable "A=x\0y": it holds NUL"#);
+        assert_eq!(
+            err.message,
+            r#"invalid environment variable "A=x\0y": it holds NUL"#
+        );
         let err = validate_env("A\0=1").unwrap_err();
         assert!(err.message.ends_with("it holds NUL"), "{err}");
         let err = validate_env("A\nB=1").unwrap_err();
@@ -82,7 +85,7 @@ mod tests {
                     let (key, value) = pair.split_once('=').unwrap();
                     proptest::prop_assert!(!key.is_empty() && !pair.contains('\0'));
                     // A valid pair survives process_env as it is.
-                    let env = process_env(&[], &[pair.clone()]);
+                    let env = process_env(&[], std::slice::from_ref(&pair));
                     proptest::prop_assert_eq!(env.last().map(String::as_str), Some(pair.as_str()));
                     proptest::prop_assert!(!value.contains('\0'));
                 }

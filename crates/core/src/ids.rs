@@ -328,10 +328,24 @@ mod tests {
 
     #[test]
     fn names_that_could_escape_or_break_lines_are_refused() {
-        for bad in ["..", ".", "../x", "a/../b", "/etc", "a\0b", "a\nb", "a\rb", "\u{1b}[31m", "é"] {
+        for bad in [
+            "..",
+            ".",
+            "../x",
+            "a/../b",
+            "/etc",
+            "a\0b",
+            "a\nb",
+            "a\rb",
+            "\u{1b}[31m",
+            "é",
+        ] {
             let err = validate_name("network", bad).unwrap_err();
             assert!(err.message.contains(&quoted(bad)), "{err}");
-            assert!(!err.message.contains('\n') && !err.message.contains('\0'), "{err:?}");
+            assert!(
+                !err.message.contains('\n') && !err.message.contains('\0'),
+                "{err:?}"
+            );
         }
         let err = validate_name("container", "a\nb").unwrap_err();
         assert_eq!(
