@@ -152,6 +152,19 @@ impl Params {
     }
 }
 
+/// The query string of a route that takes none: any parameter is refused,
+/// as for routes that take some.
+pub struct NoQuery;
+
+impl<S: Send + Sync> FromRequestParts<S> for NoQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Params::from_request_parts(parts, state).await?.finish()?;
+        Ok(NoQuery)
+    }
+}
+
 pub async fn openapi() -> impl IntoResponse {
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
@@ -159,7 +172,7 @@ pub async fn openapi() -> impl IntoResponse {
     )
 }
 
-pub async fn list_images(State(engine): Shared) -> ApiResult {
+pub async fn list_images(State(engine): Shared, _: NoQuery) -> ApiResult {
     blocking(engine, |e| e.images()).await
 }
 
@@ -172,7 +185,11 @@ pub struct ImageRequest {
     path: Option<std::path::PathBuf>,
 }
 
-pub async fn create_image(State(engine): Shared, JsonBody(req): JsonBody<ImageRequest>) -> ApiResult {
+pub async fn create_image(
+    State(engine): Shared,
+    _: NoQuery,
+    JsonBody(req): JsonBody<ImageRequest>,
+) -> ApiResult {
     match (req.name, req.path) {
         (Some(name), Some(path)) => blocking(engine, move |e| e.import_image(&name, &path)).await,
         (None, Some(_)) => Err(ApiError::bad_request("an imported image needs a name")),
@@ -183,11 +200,11 @@ pub async fn create_image(State(engine): Shared, JsonBody(req): JsonBody<ImageRe
     }
 }
 
-pub async fn inspect_image(State(engine): Shared, Path(reference): Path<String>) -> ApiResult {
+pub async fn inspect_image(State(engine): Shared, _: NoQuery, Path(reference): Path<String>) -> ApiResult {
     blocking(engine, move |e| e.find_image(&reference)).await
 }
 
-pub async fn remove_image(State(engine): Shared, Path(reference): Path<String>) -> ApiResult {
+pub async fn remove_image(State(engine): Shared, _: NoQuery, Path(reference): Path<String>) -> ApiResult {
     blocking(engine, move |e| e.remove_image(&reference)).await
 }
 
@@ -199,6 +216,7 @@ pub async fn list_containers(State(engine): Shared, mut params: Params) -> ApiRe
 
 pub async fn create_container(
     State(engine): Shared,
+    _: NoQuery,
     JsonBody(req): JsonBody<CreateContainer>,
 ) -> Result<impl IntoResponse, ApiError> {
     validate_cmd(&req.cmd)?;
@@ -206,7 +224,11 @@ pub async fn create_container(
     Ok((StatusCode::CREATED, created))
 }
 
-pub async fn inspect_container(State(engine): Shared, Path(reference): Path<String>) -> ApiResult {
+pub async fn inspect_container(
+    State(engine): Shared,
+    _: NoQuery,
+    Path(reference): Path<String>,
+) -> ApiResult {
     blocking(engine, move |e| e.inspect_container(&reference)).await
 }
 
@@ -220,14 +242,14 @@ pub async fn remove_container(
     blocking(engine, move |e| e.remove_container(&reference, force)).await
 }
 
-pub async fn prune_containers(State(engine): Shared) -> ApiResult {
+pub async fn prune_containers(State(engine): Shared, _: NoQuery) -> ApiResult {
     blocking(engine, |e| {
         e.prune_containers().map(|removed| json!({ "removed": removed }))
     })
     .await
 }
 
-pub async fn start_container(State(engine): Shared, Path(reference): Path<String>) -> ApiResult {
+pub async fn start_container(State(engine): Shared, _: NoQuery, Path(reference): Path<String>) -> ApiResult {
     blocking(engine, move |e| e.start_container(&reference)).await
 }
 
@@ -262,6 +284,7 @@ pub struct ExecRequest {
 
 pub async fn exec(
     State(engine): Shared,
+    _: NoQuery,
     Path(reference): Path<String>,
     JsonBody(req): JsonBody<ExecRequest>,
 ) -> ApiResult {
@@ -269,23 +292,24 @@ pub async fn exec(
     blocking(engine, move |e| e.exec(&reference, &req.cmd, &req.env)).await
 }
 
-pub async fn inspect_exec(State(engine): Shared, Path(id): Path<String>) -> ApiResult {
+pub async fn inspect_exec(State(engine): Shared, _: NoQuery, Path(id): Path<String>) -> ApiResult {
     blocking(engine, move |e| e.find_exec(&id)).await
 }
 
-pub async fn list_networks(State(engine): Shared) -> ApiResult {
+pub async fn list_networks(State(engine): Shared, _: NoQuery) -> ApiResult {
     blocking(engine, |e| e.networks()).await
 }
 
 pub async fn create_network(
     State(engine): Shared,
+    _: NoQuery,
     JsonBody(req): JsonBody<CreateNetwork>,
 ) -> Result<impl IntoResponse, ApiError> {
     let created = blocking(engine, move |e| e.create_network(&req)).await?;
     Ok((StatusCode::CREATED, created))
 }
 
-pub async fn prune_networks(State(engine): Shared) -> ApiResult {
+pub async fn prune_networks(State(engine): Shared, _: NoQuery) -> ApiResult {
     blocking(engine, |e| {
         e.prune_networks().map(|removed| json!({ "removed": removed }))
     })
@@ -293,16 +317,17 @@ pub async fn prune_networks(State(engine): Shared) -> ApiResult {
 }
 
 /// `GET /networks/{reference}`; the engine answers `host` itself.
-pub async fn inspect_network(State(engine): Shared, Path(reference): Path<String>) -> ApiResult {
+pub async fn inspect_network(State(engine): Shared, _: NoQuery, Path(reference): Path<String>) -> ApiResult {
     blocking(engine, move |e| e.inspect_network(&reference)).await
 }
 
-pub async fn remove_network(State(engine): Shared, Path(reference): Path<String>) -> ApiResult {
+pub async fn remove_network(State(engine): Shared, _: NoQuery, Path(reference): Path<String>) -> ApiResult {
     blocking(engine, move |e| e.remove_network(&reference)).await
 }
 
 pub async fn connect_network(
     State(engine): Shared,
+    _: NoQuery,
     Path(reference): Path<String>,
     JsonBody(req): JsonBody<ConnectRequest>,
 ) -> ApiResult {
@@ -311,6 +336,7 @@ pub async fn connect_network(
 
 pub async fn disconnect_network(
     State(engine): Shared,
+    _: NoQuery,
     Path(reference): Path<String>,
     JsonBody(req): JsonBody<DisconnectRequest>,
 ) -> ApiResult {

@@ -159,7 +159,7 @@ mod tests {
         use axum::Json;
         use axum::extract::Path;
         use cell_engine::containers::CreateContainer;
-        use handlers::{JsonBody, Params};
+        use handlers::{JsonBody, NoQuery, Params};
         let routes = Router::new()
             .route(
                 "/things",
@@ -180,7 +180,8 @@ mod tests {
             .route(
                 "/plain",
                 get(|| async { (StatusCode::BAD_REQUEST, "plain words\nand more") }),
-            );
+            )
+            .route("/bare", get(|_: NoQuery| async { Json(serde_json::json!({})) }));
         with_json_errors(routes)
     }
 
@@ -222,6 +223,7 @@ mod tests {
         assert_eq!((status, ok["image"].as_str()), (StatusCode::OK, Some("busybox")));
         let (status, ok) = send("GET", "/things/x?timeout=86400", vec![]).await;
         assert_eq!((status, ok["timeout"].as_u64()), (StatusCode::OK, Some(86_400)));
+        assert_eq!(send("GET", "/bare", vec![]).await.0, StatusCode::OK);
 
         let mut big = br#"{"image":""#.to_vec();
         big.resize(BODY_MAX + 1, b'a');

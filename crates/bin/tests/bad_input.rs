@@ -607,6 +607,26 @@ row!(bad_query_value, |sb| {
     assert_eq!(sb.container_count(), 0);
 });
 
+row!(unknown_query_parameter, |sb| {
+    api_refuses(
+        sb,
+        "GET",
+        "/networks?name=n",
+        b"",
+        400,
+        "unknown query parameter 'name'",
+    );
+    api_refuses(
+        sb,
+        "POST",
+        "/networks?dry_run=1",
+        GOOD_NETWORK,
+        400,
+        "unknown query parameter 'dry_run'",
+    );
+    api_ok(sb, "POST", "/networks", GOOD_NETWORK, 201);
+});
+
 // Image tarballs.
 
 /// A tarball of a minimal rootfs (a `bin/sh` file) in the sandbox's
