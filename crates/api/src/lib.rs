@@ -4,8 +4,10 @@
 //! business rules. Engine calls are blocking, so they run on the blocking
 //! pool, where they also finish if the client hangs up half-way (a dropped
 //! request never leaves a half-done setup). Errors become
-//! `{"message": "..."}` with a status chosen in one place ([`error`]). The
-//! OpenAPI document is served at `GET /openapi.json`.
+//! `{"message": "..."}` with a status chosen in one place ([`error`]), axum's
+//! own included (413 over the 1 MiB body limit, 405, 404 and rejections of
+//! queries and paths): see [`with_json_errors`]. The OpenAPI document is
+//! served at `GET /openapi.json`.
 //!
 //! Attach streams last as long as the process they follow, so a daemon that
 //! waited for them could never stop. [`router_with_shutdown`] takes a
@@ -20,8 +22,11 @@ mod handlers;
 pub use error::ApiError;
 
 use axum::Router;
-use axum::extract::FromRef;
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::http::{Method, StatusCode, Uri};
+use axum::middleware;
 use axum::routing::{get, post};
+use cell_core::limits::BODY_MAX;
 use cell_engine::Engine;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -65,7 +70,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
 /// supervisors and can be attached again from the next daemon.
 pub fn router_with_shutdown(engine: Arc<Engine>, shutdown: CancellationToken) -> Router {
     use handlers::*;
-    Router::new()
+    let routes = Router::new()
         .route("/openapi.json", get(openapi))
         .route("/images", get(list_images).post(create_image))
         .route("/images/{reference}", get(inspect_image).delete(remove_image))
@@ -94,9 +99,27 @@ pub fn router_with_shutdown(engine: Arc<Engine>, shutdown: CancellationToken) ->
             get(inspect_network).delete(remove_network),
         )
         .route("/networks/{reference}/connect", post(connect_network))
-        .route("/networks/{reference}/disconnect", post(disconnect_network))
+        .route("/networks/{reference}/disconnect", post(disconnect_network));
+    with_json_errors(routes).with_state(ApiState { engine, shutdown })
+}
+
+/// `routes` with the fallbacks and layers that make every error answer
+/// `{"message": ...}`: 404 for an unknown route, 405 naming the method, the
+/// body limit of [`BODY_MAX`] (413), and a last layer that rewrites any
+/// plain-text or empty error axum still produces.
+pub fn with_json_errors<S: Clone + Send + Sync + 'static>(routes: Router<S>) -> Router<S> {
+    routes
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(|| async { ApiError::not_found_route() })
-        .with_state(ApiState { engine, shutdown })
+        .layer(DefaultBodyLimit::max(BODY_MAX))
+        .layer(middleware::map_response(error::json_error_bodies))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("method {method} is not allowed on {}", uri.path()),
+    )
 }
 
 #[cfg(test)]
@@ -167,6 +190,180 @@ mod tests {
                 fields(value.unwrap()),
                 "schema {schema}"
             );
+        }
+    }
+
+    /// A router with the real layers and extractors over handlers that
+    /// need no engine.
+    fn layered() -> Router {
+        use axum::Json;
+        use axum::extract::Path;
+        use cell_engine::containers::CreateContainer;
+        use handlers::{JsonBody, NoQuery, Params};
+        let routes = Router::new()
+            .route(
+                "/things",
+                post(|JsonBody(req): JsonBody<CreateContainer>| async move {
+                    Json(serde_json::json!({ "image": req.image }))
+                }),
+            )
+            .route(
+                "/things/{id}",
+                get(|Path(id): Path<String>, mut params: Params| async move {
+                    let timeout = params.take_stop_timeout()?;
+                    params.finish()?;
+                    Ok::<_, ApiError>(Json(
+                        serde_json::json!({ "id": id, "timeout": timeout.as_secs() }),
+                    ))
+                }),
+            )
+            .route(
+                "/plain",
+                get(|| async { (StatusCode::BAD_REQUEST, "plain words\nand more") }),
+            )
+            .route("/bare", get(|_: NoQuery| async { Json(serde_json::json!({})) }));
+        with_json_errors(routes)
+    }
+
+    /// Sends one request; returns the status and the JSON body, which every
+    /// answer must have.
+    async fn send(method: &str, uri: &str, body: Vec<u8>) -> (StatusCode, serde_json::Value) {
+        use tower::ServiceExt;
+        let request = axum::http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(axum::body::Body::from(body))
+            .unwrap();
+        let response = layered().oneshot(request).await.unwrap();
+        let status = response.status();
+        let content_type = response.headers().get("content-type").cloned();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            panic!(
+                "{method} {uri}: {status} not JSON: {}",
+                String::from_utf8_lossy(&bytes)
+            )
+        });
+        assert_eq!(content_type.unwrap(), "application/json", "{method} {uri}");
+        (status, value)
+    }
+
+    fn message(value: &serde_json::Value) -> &str {
+        let message = value["message"].as_str().expect("a message");
+        assert!(!message.contains('\n'), "two lines: {message:?}");
+        message
+    }
+
+    #[tokio::test]
+    async fn every_error_is_json_on_one_line() {
+        // The positive controls: the same routes answer when the input is good.
+        let (status, ok) = send("POST", "/things", br#"{"image":"busybox"}"#.to_vec()).await;
+        assert_eq!((status, ok["image"].as_str()), (StatusCode::OK, Some("busybox")));
+        let (status, ok) = send("GET", "/things/x?timeout=86400", vec![]).await;
+        assert_eq!((status, ok["timeout"].as_u64()), (StatusCode::OK, Some(86_400)));
+        assert_eq!(send("GET", "/bare", vec![]).await.0, StatusCode::OK);
+
+        let mut big = br#"{"image":""#.to_vec();
+        big.resize(BODY_MAX + 1, b'a');
+        let (status, err) = send("POST", "/things", big).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(
+            message(&err),
+            "request body is larger than the limit of 1048576 bytes"
+        );
+
+        for (method, uri, body, want, needle) in [
+            (
+                "POST",
+                "/things",
+                b"{".to_vec(),
+                StatusCode::BAD_REQUEST,
+                "invalid request body",
+            ),
+            (
+                "POST",
+                "/things",
+                b"{\"image\":\"\xff\"}".to_vec(),
+                StatusCode::BAD_REQUEST,
+                "invalid request body",
+            ),
+            (
+                "POST",
+                "/things",
+                br#"{"image":"b","bogus":1}"#.to_vec(),
+                StatusCode::BAD_REQUEST,
+                "unknown field `bogus`",
+            ),
+            (
+                "DELETE",
+                "/things",
+                vec![],
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method DELETE is not allowed on /things",
+            ),
+            (
+                "PUT",
+                "/things/x",
+                vec![],
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method PUT is not allowed on /things/x",
+            ),
+            (
+                "GET",
+                "/nowhere",
+                vec![],
+                StatusCode::NOT_FOUND,
+                "no such endpoint",
+            ),
+            (
+                "GET",
+                "/things/x?timeout=18446744073709551615",
+                vec![],
+                StatusCode::BAD_REQUEST,
+                "invalid timeout '18446744073709551615': at most 86400 seconds",
+            ),
+            (
+                "GET",
+                "/things/x?timeout=-1",
+                vec![],
+                StatusCode::BAD_REQUEST,
+                "invalid timeout '-1'",
+            ),
+            (
+                "GET",
+                "/things/x?timeout=%0A",
+                vec![],
+                StatusCode::BAD_REQUEST,
+                r#"invalid timeout "\n""#,
+            ),
+            (
+                "GET",
+                "/things/x?timeout=1&bogus=2",
+                vec![],
+                StatusCode::BAD_REQUEST,
+                "unknown query parameter 'bogus'",
+            ),
+            (
+                "GET",
+                "/things/x?timeout=%FF",
+                vec![],
+                StatusCode::BAD_REQUEST,
+                "invalid timeout '\u{fffd}'",
+            ),
+            ("GET", "/things/%FF", vec![], StatusCode::BAD_REQUEST, ""),
+            (
+                "GET",
+                "/plain",
+                vec![],
+                StatusCode::BAD_REQUEST,
+                r"plain words\nand more",
+            ),
+        ] {
+            let (status, err) = send(method, uri, body).await;
+            assert_eq!(status, want, "{method} {uri}: {err}");
+            assert!(message(&err).contains(needle), "{method} {uri}: {err}");
         }
     }
 }

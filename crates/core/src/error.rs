@@ -35,12 +35,53 @@ impl fmt::Display for CoreError {
     }
 }
 
+/// `value` in single quotes, as messages name values (`'web-1'`); a value
+/// holding control characters (a newline, NUL, an escape) is written as a
+/// Rust string literal instead (`"a\nb"`), so the message stays on one line
+/// and shows what was really sent.
+pub fn quoted(value: &str) -> String {
+    if value.chars().any(char::is_control) {
+        format!("{value:?}")
+    } else {
+        format!("'{value}'")
+    }
+}
+
+/// `value` as it is when it holds no control characters, else as
+/// [`quoted`] writes it: for messages that name a value without quotes.
+pub fn printable(value: &str) -> String {
+    if value.chars().any(char::is_control) {
+        format!("{value:?}")
+    } else {
+        value.to_string()
+    }
+}
+
+/// `message` with every control character escaped (`\n`, `\u{1b}`): the
+/// last line of defence that keeps an error on one line whatever value it
+/// quotes.
+pub fn one_line(message: &str) -> String {
+    if !message.chars().any(char::is_control) {
+        return message.to_string();
+    }
+    message
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 impl CoreError {
     /// An object of `what` (e.g. "container") named `name` does not exist.
     pub fn not_found(what: &str, name: &str) -> Self {
         Self {
             kind: ErrorKind::NotFound,
-            message: format!("no such {what}: {name}"),
+            message: format!("no such {what}: {}", printable(name)),
         }
     }
 
@@ -71,3 +112,22 @@ impl CoreError {
 
 /// Results of the model layer.
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_with_control_characters_are_escaped() {
+        assert_eq!(quoted("web-1"), "'web-1'");
+        assert_eq!(quoted("a\nb"), r#""a\nb""#);
+        assert_eq!(quoted("a\0b"), r#""a\0b""#);
+        assert_eq!(printable("web"), "web");
+        assert_eq!(printable("a\rb"), r#""a\rb""#);
+        assert_eq!(one_line("bad 'a\nb'\t!"), r"bad 'a\nb'\t!");
+        assert_eq!(
+            CoreError::not_found("container", "x\ny").message,
+            r#"no such container: "x\ny""#
+        );
+    }
+}

@@ -1,7 +1,8 @@
 //! Identifiers and names: 12-hex-digit ids, validated names, Linux interface
 //! names, random names.
 
-use crate::error::{CoreError, Result};
+use crate::error::{CoreError, Result, quoted};
+use crate::limits::NAME_MAX;
 use rand::RngExt;
 
 /// Length of every id cell hands out (containers, images, execs, networks).
@@ -26,15 +27,21 @@ pub fn is_id_prefix(s: &str) -> bool {
 /// Checks the name of a container, image or network.
 ///
 /// Names start with a letter or digit and go on with letters, digits, `_`,
-/// `.` or `-`, at most 64 characters: they end up in paths and in the
-/// hostname, so `/` and white space are refused.
+/// `.` or `-`, at most [`NAME_MAX`] characters: they end up in paths and in
+/// the hostname, so `/`, white space, control characters and `.`/`..` (which
+/// cannot start a name) are refused.
 pub fn validate_name(what: &str, name: &str) -> Result<()> {
-    let bad = |why: &str| Err(CoreError::invalid(format!("invalid {what} name '{name}': {why}")));
+    let bad = |why: &str| {
+        Err(CoreError::invalid(format!(
+            "invalid {what} name {}: {why}",
+            quoted(name)
+        )))
+    };
     if name.is_empty() {
         return bad("it is empty");
     }
-    if name.len() > 64 {
-        return bad("it is longer than 64 characters");
+    if name.len() > NAME_MAX {
+        return bad(&format!("it is longer than {NAME_MAX} characters"));
     }
     if !name.as_bytes()[0].is_ascii_alphanumeric() {
         return bad("it must start with a letter or a digit");
@@ -63,7 +70,12 @@ pub const IFNAME_MAX: usize = 15;
 /// digits, `-`, `_` and `.`, because these names also end up in nftables
 /// rules and in the output of `ip`, where anything else is a nuisance.
 pub fn validate_ifname(what: &str, name: &str) -> Result<()> {
-    let bad = |why: &str| Err(CoreError::invalid(format!("invalid {what} name '{name}': {why}")));
+    let bad = |why: &str| {
+        Err(CoreError::invalid(format!(
+            "invalid {what} name {}: {why}",
+            quoted(name)
+        )))
+    };
     if name.is_empty() {
         return bad("it is empty");
     }
@@ -310,7 +322,60 @@ mod tests {
         validate_name("container", "web-1.test_x").unwrap();
         for bad in ["", "a/b", "a b", "-a", "_a", &"x".repeat(65), "a\tb"] {
             let err = validate_name("container", bad).unwrap_err();
-            assert!(err.message.contains(&format!("'{bad}'")), "{err}");
+            assert!(err.message.contains(&quoted(bad)), "{err}");
+        }
+    }
+
+    #[test]
+    fn names_that_could_escape_or_break_lines_are_refused() {
+        for bad in [
+            "..",
+            ".",
+            "../x",
+            "a/../b",
+            "/etc",
+            "a\0b",
+            "a\nb",
+            "a\rb",
+            "\u{1b}[31m",
+            "é",
+        ] {
+            let err = validate_name("network", bad).unwrap_err();
+            assert!(err.message.contains(&quoted(bad)), "{err}");
+            assert!(
+                !err.message.contains('\n') && !err.message.contains('\0'),
+                "{err:?}"
+            );
+        }
+        let err = validate_name("container", "a\nb").unwrap_err();
+        assert_eq!(
+            err.message,
+            r#"invalid container name "a\nb": '\n' is not allowed (only letters, digits, '_', '.' and '-')"#
+        );
+        validate_name("image", &"x".repeat(NAME_MAX)).unwrap();
+        let err = validate_name("image", &"x".repeat(NAME_MAX + 1)).unwrap_err();
+        assert!(err.message.ends_with("it is longer than 64 characters"), "{err}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        #[test]
+        fn any_name_is_checked_without_panic(name in ".*") {
+            match validate_name("container", &name) {
+                Ok(()) => {
+                    proptest::prop_assert!(name.len() <= NAME_MAX && !name.contains('/'));
+                    proptest::prop_assert!(!name.starts_with('.') && !name.chars().any(char::is_control));
+                }
+                Err(e) => {
+                    proptest::prop_assert!(e.message.contains(&quoted(&name)), "{}", e);
+                    proptest::prop_assert!(!e.message.chars().any(char::is_control));
+                }
+            }
+        }
+
+        #[test]
+        fn valid_names_pass(name in "[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}") {
+            proptest::prop_assert!(validate_name("network", &name).is_ok());
         }
     }
 
@@ -348,7 +413,7 @@ mod tests {
         ] {
             let err = validate_ifname("nat interface", bad).unwrap_err();
             assert!(err.message.starts_with("invalid nat interface name"), "{err}");
-            assert!(err.message.contains(&format!("'{bad}'")), "{err}");
+            assert!(err.message.contains(&quoted(bad)), "{err}");
         }
         let err = validate_ifname("interface", "eth0:1").unwrap_err();
         assert!(err.message.contains("':' is not allowed"), "{err}");

@@ -306,8 +306,13 @@ pub fn parse_requested_v6(net: &Network, text: &str) -> Result<Ipv6Addr> {
 }
 
 fn parse_ip(net: &Network, text: &str) -> Result<IpAddr> {
-    text.parse()
-        .map_err(|_| CoreError::invalid(format!("invalid IP address '{text}' for network '{}'", net.name)))
+    text.parse().map_err(|_| {
+        CoreError::invalid(format!(
+            "invalid IP address {} for network '{}'",
+            crate::error::quoted(text),
+            net.name
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -692,5 +697,23 @@ mod tests {
             err.message.contains("'fd00::' is the subnet-router anycast"),
             "{err}"
         );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        #[test]
+        fn any_requested_address_is_checked_without_panic(text in ".*|10\\.2\\.3\\.[0-9]{1,3}") {
+            let net = network(NetworkType::Bridge, "10.2.3.0/24", Some("10.2.3.1"));
+            match parse_requested_v4(&net, &text) {
+                Ok(ip) => {
+                    proptest::prop_assert_eq!(ip.to_string(), text);
+                    proptest::prop_assert!(ip != v4("10.2.3.0") && ip != v4("10.2.3.255") && ip != v4("10.2.3.1"));
+                }
+                Err(e) => {
+                    proptest::prop_assert!(e.message.contains(&crate::error::quoted(&text)), "{}", e);
+                    proptest::prop_assert!(!e.message.chars().any(char::is_control));
+                }
+            }
+        }
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Everything the other layers agree on lives here: identifiers and names
 //! ([`ids`]), the model types ([`model`]), the checks that turn user input
-//! into values that cannot be wrong ([`port`], [`env`](mod@env), [`params`]), the
+//! into values that cannot be wrong ([`port`], [`env`](mod@env), [`params`],
+//! [`command`]) within the bounds of [`limits`], the
 //! error type that says whether a failure was the user's ([`error`]), and the
 //! framing of a process's output as it travels from the per-container
 //! supervisor to the client ([`frame`]).
@@ -21,11 +22,13 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod command;
 pub mod env;
 pub mod error;
 pub mod frame;
 pub mod ids;
 pub mod ipam;
+pub mod limits;
 pub mod model;
 pub mod netspec;
 pub mod params;

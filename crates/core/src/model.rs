@@ -89,7 +89,8 @@ impl FromStr for NetworkDriver {
             "vnet" => Ok(Self::Vnet),
             "disabled" => Ok(Self::Disabled),
             _ => Err(CoreError::invalid(format!(
-                "unknown network driver '{s}' (expected host, ipnet, vnet or disabled)"
+                "unknown network driver {} (expected host, ipnet, vnet or disabled)",
+                crate::error::quoted(s)
             ))),
         }
     }
@@ -241,7 +242,8 @@ impl FromStr for NetworkType {
             "bridge" => Ok(Self::Bridge),
             "custom" => Ok(Self::Custom),
             _ => Err(CoreError::invalid(format!(
-                "unknown network type '{s}' (expected loopback, bridge or custom)"
+                "unknown network type {} (expected loopback, bridge or custom)",
+                crate::error::quoted(s)
             ))),
         }
     }

@@ -8,18 +8,30 @@
 //! once, so the CLI and the API give the same errors. What needs the store or
 //! the host is left to the engine: taken names, [`check_overlap`] against the
 //! existing networks, picking a `cellN` interface and the default NAT
-//! interface, which [`ValidNetwork::into_network`] then takes.
+//! interface, which [`ValidNetwork::into_network`] then takes. What the host
+//! itself holds (its addresses and routes) is checked by
+//! [`check_host_overlap`], to which the engine passes what it read from the
+//! kernel.
+//!
+//! Subnets are refused when no network of containers could work there:
+//! prefixes shorter than /8 (IPv4) or /16 (IPv6), and anything overlapping
+//! the unspecified, loopback, link-local, multicast or limited-broadcast
+//! ranges (and, for IPv6, the IPv4-mapped range); [`reserved_range`] names
+//! the range at fault.
 
-use crate::error::{CoreError, Result};
+use crate::error::{CoreError, Result, quoted};
 use crate::ids;
 use crate::ipam::{reserved_role_v4, reserved_role_v6};
+use crate::limits::{SUBNET_PREFIX_MIN_V4, SUBNET_PREFIX_MIN_V6};
 use crate::model::{Network, NetworkType};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// What `cell network create` asks for; JSON body of POST /networks.
+/// Unknown fields are refused, so a misspelt option is not silently dropped.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CreateNetwork {
     /// The network's name.
     pub name: String,
@@ -319,9 +331,10 @@ impl ValidNetwork {
     }
 }
 
-/// Parses a CIDR of the family `fam`, refusing host bits.
+/// Parses a CIDR of the family `fam`, refusing host bits, prefixes shorter
+/// than the family's minimum and the ranges [`reserved_range`] names.
 fn parse_subnet(text: &str, fam: &Family) -> Result<IpNet> {
-    let bad = |why: String| CoreError::invalid(format!("invalid {} '{text}': {why}", fam.subnet));
+    let bad = |why: String| CoreError::invalid(format!("invalid {} {}: {why}", fam.subnet, quoted(text)));
     let net: IpNet = text
         .parse()
         .map_err(|_| bad(format!("expected a CIDR such as {}", fam.example)))?;
@@ -334,7 +347,54 @@ fn parse_subnet(text: &str, fam: &Family) -> Result<IpNet> {
     if net.trunc() != net {
         return Err(bad(format!("host bits are set (did you mean {}?)", net.trunc())));
     }
+    // A subnet inside a reserved range is named after the range, however
+    // short its prefix (224.0.0.0/4 is multicast before it is large).
+    if let Some((range, what)) = reserved_range(net).filter(|(range, _)| range.contains(&net)) {
+        return Err(bad(format!("it overlaps {range}, {what}")));
+    }
+    let min = if fam.is_v6 {
+        SUBNET_PREFIX_MIN_V6
+    } else {
+        SUBNET_PREFIX_MIN_V4
+    };
+    if net.prefix_len() < min {
+        return Err(bad(format!(
+            "the prefix /{} is shorter than /{min}, the largest {} network cell accepts",
+            net.prefix_len(),
+            fam.label
+        )));
+    }
+    if let Some((range, what)) = reserved_range(net) {
+        return Err(bad(format!("it overlaps {range}, {what}")));
+    }
     Ok(net)
+}
+
+/// The ranges no network of containers may overlap, with what they are.
+/// Their addresses are never routed to a host's neighbours (loopback,
+/// unspecified, link-local), are not unicast (multicast, broadcast), or
+/// mean something else to the kernel (IPv4-mapped).
+const RESERVED_RANGES: &[(&str, &str)] = &[
+    ("0.0.0.0/8", "the 'this network' range of the unspecified address"),
+    ("127.0.0.0/8", "the loopback range"),
+    ("169.254.0.0/16", "the link-local range"),
+    ("224.0.0.0/4", "the multicast range"),
+    ("255.255.255.255/32", "the limited broadcast address"),
+    ("::/128", "the unspecified address"),
+    ("::1/128", "the loopback address"),
+    ("::ffff:0:0/96", "the IPv4-mapped range"),
+    ("fe80::/10", "the link-local range"),
+    ("ff00::/8", "the multicast range"),
+];
+
+/// The first reserved range `subnet` overlaps, and what that range is for
+/// (e.g. `127.0.0.0/8`, "the loopback range"), or `None` when it overlaps
+/// none.
+pub fn reserved_range(subnet: IpNet) -> Option<(IpNet, &'static str)> {
+    RESERVED_RANGES
+        .iter()
+        .map(|(range, what)| (range.parse::<IpNet>().expect("a valid CIDR"), *what))
+        .find(|(range, _)| overlaps(*range, subnet))
 }
 
 /// What a gateway flag asked for.
@@ -367,14 +427,18 @@ fn resolve_gateway(
             Ok(ip) if fam.is_mine(ip) => GatewayAsk::Ip(ip),
             Ok(_) => {
                 return Err(CoreError::invalid(format!(
-                    "invalid {} '{t}': not an {} address",
-                    fam.gateway, fam.label
+                    "invalid {} {}: not an {} address",
+                    fam.gateway,
+                    quoted(t),
+                    fam.label
                 )));
             }
             Err(_) => {
                 return Err(CoreError::invalid(format!(
-                    "invalid {} '{t}': expected an {} address, 'auto' or 'none'",
-                    fam.gateway, fam.label
+                    "invalid {} {}: expected an {} address, 'auto' or 'none'",
+                    fam.gateway,
+                    quoted(t),
+                    fam.label
                 )));
             }
         },
@@ -489,10 +553,70 @@ pub fn check_overlap(candidate: &ValidNetwork, existing: &[Network]) -> Result<(
     Ok(())
 }
 
+/// Whether a [`HostPrefix`] is an address the host holds or a route it has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostPrefixKind {
+    /// An address on an interface, with its prefix length (`10.0.2.15/24`).
+    Address,
+    /// A route out of an interface (`10.9.0.0/16`).
+    Route,
+}
+
+/// An address or route the host holds, and the interface it is on; what
+/// [`check_host_overlap`] compares a new network with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPrefix {
+    /// The address with its prefix length, or the route's destination.
+    pub prefix: IpNet,
+    /// The interface the address is on or the route goes out of.
+    pub interface: String,
+    /// Address or route.
+    pub kind: HostPrefixKind,
+}
+
+/// Checks that a new network's subnets overlap nothing the host holds, as a
+/// conflict naming the host's prefix and interface, e.g. "subnet
+/// 10.0.2.0/24 overlaps 10.0.2.15/24 on eth0, an address of the host".
+///
+/// A network over the host's own LAN would take its addresses away from it
+/// (the host lost its default gateway this way). The caller passes the
+/// host's addresses and routes as the kernel lists them, leaving out cell's
+/// own (the unreachable routes and gateways of its networks, which
+/// [`check_overlap`] covers). Default routes (`/0`) are skipped here even if
+/// passed: they cover every address and would refuse every network.
+pub fn check_host_overlap(
+    subnet: Option<Ipv4Net>,
+    subnet6: Option<Ipv6Net>,
+    host: &[HostPrefix],
+) -> Result<()> {
+    for mine in [subnet.map(IpNet::V4), subnet6.map(IpNet::V6)]
+        .into_iter()
+        .flatten()
+    {
+        let clash = host
+            .iter()
+            .filter(|h| h.prefix.prefix_len() > 0)
+            .find(|h| overlaps(mine, h.prefix));
+        if let Some(h) = clash {
+            let (word, what) = match h.kind {
+                HostPrefixKind::Address => ("on", "an address"),
+                HostPrefixKind::Route => ("via", "a route"),
+            };
+            return Err(CoreError::conflict(format!(
+                "subnet {mine} overlaps {} {word} {}, {what} of the host",
+                h.prefix,
+                crate::error::printable(&h.interface)
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ErrorKind;
+    use proptest::prelude::*;
 
     fn request(net_type: &str) -> CreateNetwork {
         CreateNetwork {
@@ -1060,5 +1184,233 @@ mod tests {
             err.message,
             "subnet 10.2.3.0/24 overlaps subnet 10.2.0.0/16 of network 'other'"
         );
+    }
+
+    #[test]
+    fn reserved_and_huge_subnets_are_refused() {
+        let with = |s: &str| CreateNetwork {
+            subnet: Some(s.into()),
+            ..request("bridge")
+        };
+        for (subnet, reason) in [
+            (
+                "0.0.0.0/0",
+                "the prefix /0 is shorter than /8, the largest IPv4 network cell accepts",
+            ),
+            ("10.0.0.0/7", "the prefix /7 is shorter than /8"),
+            ("127.0.0.0/8", "it overlaps 127.0.0.0/8, the loopback range"),
+            ("127.0.0.1/32", "it overlaps 127.0.0.0/8, the loopback range"),
+            ("224.0.0.0/4", "it overlaps 224.0.0.0/4, the multicast range"),
+            ("239.1.2.0/24", "it overlaps 224.0.0.0/4, the multicast range"),
+            (
+                "169.254.0.0/16",
+                "it overlaps 169.254.0.0/16, the link-local range",
+            ),
+            ("169.0.0.0/8", "it overlaps 169.254.0.0/16, the link-local range"),
+            ("0.0.0.0/8", "it overlaps 0.0.0.0/8"),
+            ("0.0.0.0/32", "it overlaps 0.0.0.0/8"),
+            (
+                "255.255.255.255/32",
+                "it overlaps 255.255.255.255/32, the limited broadcast address",
+            ),
+            ("255.0.0.0/8", "the limited broadcast address"),
+        ] {
+            let msg = refused(&with(subnet), reason);
+            assert!(msg.starts_with(&format!("invalid subnet '{subnet}': ")), "{msg}");
+        }
+        let with6 = |s: &str| CreateNetwork {
+            subnet: None,
+            subnet6: Some(s.into()),
+            ..request("bridge")
+        };
+        for (subnet6, reason) in [
+            (
+                "::/0",
+                "the prefix /0 is shorter than /16, the largest IPv6 network cell accepts",
+            ),
+            ("fd00::/8", "the prefix /8 is shorter than /16"),
+            ("::/128", "it overlaps ::/128, the unspecified address"),
+            ("::1/128", "it overlaps ::1/128, the loopback address"),
+            ("::/16", "it overlaps ::/128, the unspecified address"),
+            (
+                "::ffff:10.0.0.0/104",
+                "it overlaps ::ffff:0.0.0.0/96, the IPv4-mapped range",
+            ),
+            ("fe80::/64", "it overlaps fe80::/10, the link-local range"),
+            ("ff00::/8", "it overlaps ff00::/8, the multicast range"),
+            ("ff02::/16", "it overlaps ff00::/8, the multicast range"),
+        ] {
+            let msg = refused(&with6(subnet6), reason);
+            assert!(
+                msg.starts_with(&format!("invalid subnet6 '{subnet6}': ")),
+                "{msg}"
+            );
+        }
+        // The edges around the reserved ranges are ordinary networks.
+        for ok in [
+            "1.0.0.0/8",
+            "126.255.255.0/24",
+            "128.0.0.0/8",
+            "169.253.0.0/16",
+            "223.255.255.0/24",
+            "10.2.3.4/30",
+        ] {
+            with(ok).validate().unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for ok in ["fd00::/16", "2001:db8::/32", "fe00::/16", "fec0::/16", "::2/127"] {
+            with6(ok).validate().unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+    }
+
+    #[test]
+    fn subnets_with_control_characters_stay_on_one_line() {
+        let req = CreateNetwork {
+            subnet: Some("10.0.0.0/24\n".into()),
+            ..request("bridge")
+        };
+        let msg = refused(&req, r#"invalid subnet "10.0.0.0/24\n": "#);
+        assert!(!msg.contains('\n'));
+        let req = CreateNetwork {
+            gateway: Some("10.2.3.1\0".into()),
+            ..request("bridge")
+        };
+        refused(&req, r#"invalid gateway "10.2.3.1\0": "#);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err =
+            serde_json::from_str::<CreateNetwork>(r#"{"name":"n1","subnet":"10.2.3.0/24","sbunet6":"x"}"#)
+                .unwrap_err();
+        assert!(err.to_string().contains("unknown field `sbunet6`"), "{err}");
+    }
+
+    fn host(prefix: &str, interface: &str, kind: HostPrefixKind) -> HostPrefix {
+        HostPrefix {
+            prefix: prefix.parse().unwrap(),
+            interface: interface.into(),
+            kind,
+        }
+    }
+
+    #[test]
+    fn subnets_may_not_overlap_what_the_host_holds() {
+        use HostPrefixKind::{Address, Route};
+        let v4 = |s: &str| Some(s.parse::<Ipv4Net>().unwrap());
+        let v6 = |s: &str| Some(s.parse::<Ipv6Net>().unwrap());
+        let holds = [
+            host("0.0.0.0/0", "eth0", Route),
+            host("::/0", "eth0", Route),
+            host("10.0.2.15/24", "eth0", Address),
+            host("192.168.50.0/24", "wg0", Route),
+            host("2001:db8:1::5/64", "eth0", Address),
+        ];
+        let err = check_host_overlap(v4("10.0.2.0/24"), None, &holds).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Conflict);
+        assert_eq!(
+            err.message,
+            "subnet 10.0.2.0/24 overlaps 10.0.2.15/24 on eth0, an address of the host"
+        );
+        let err = check_host_overlap(v4("10.0.0.0/8"), None, &holds).unwrap_err();
+        assert!(err.message.contains("overlaps 10.0.2.15/24 on eth0"), "{err}");
+        let err = check_host_overlap(v4("192.168.50.128/25"), None, &holds).unwrap_err();
+        assert_eq!(
+            err.message,
+            "subnet 192.168.50.128/25 overlaps 192.168.50.0/24 via wg0, a route of the host"
+        );
+        let err = check_host_overlap(None, v6("2001:db8:1::/48"), &holds).unwrap_err();
+        assert_eq!(
+            err.message,
+            "subnet 2001:db8:1::/48 overlaps 2001:db8:1::5/64 on eth0, an address of the host"
+        );
+        // The positive control: beside them, and the default routes do not count.
+        check_host_overlap(v4("10.0.3.0/24"), v6("2001:db8:2::/64"), &holds).unwrap();
+        check_host_overlap(None, None, &holds).unwrap();
+        check_host_overlap(v4("10.0.2.0/24"), None, &[]).unwrap();
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn any_subnet_text_is_checked_without_panic(text in ".*", v6 in any::<bool>()) {
+            let req = if v6 {
+                CreateNetwork { subnet: None, subnet6: Some(text.clone()), ..request("bridge") }
+            } else {
+                CreateNetwork { subnet: Some(text.clone()), ..request("bridge") }
+            };
+            if let Err(e) = req.validate() {
+                prop_assert!(e.message.contains(&quoted(&text)), "{}", e);
+                prop_assert!(!e.message.chars().any(char::is_control));
+            }
+        }
+
+        #[test]
+        fn any_v4_cidr_is_refused_by_name_or_round_trips(addr in any::<Ipv4Addr>(), len in 0u8..=32) {
+            let net = Ipv4Net::new(addr, len).unwrap();
+            let text = net.to_string();
+            let req = CreateNetwork { subnet: Some(text.clone()), gateway: Some("none".into()), ..request("bridge") };
+            match req.validate() {
+                Ok(valid) => {
+                    prop_assert_eq!(valid.subnet, Some(net));
+                    prop_assert!(len >= SUBNET_PREFIX_MIN_V4 && net.trunc() == net);
+                    prop_assert!(reserved_range(IpNet::V4(net)).is_none());
+                }
+                Err(e) => prop_assert!(e.message.contains(&format!("'{text}'")), "{}", e),
+            }
+        }
+
+        #[test]
+        fn any_v6_cidr_is_refused_by_name_or_round_trips(addr in any::<Ipv6Addr>(), len in 0u8..=128) {
+            let net = Ipv6Net::new(addr, len).unwrap().trunc();
+            let text = net.to_string();
+            let req = CreateNetwork {
+                subnet: None,
+                subnet6: Some(text.clone()),
+                gateway6: Some("none".into()),
+                ..request("bridge")
+            };
+            match req.validate() {
+                Ok(valid) => {
+                    prop_assert_eq!(valid.subnet6, Some(net));
+                    prop_assert!(reserved_range(IpNet::V6(net)).is_none());
+                }
+                Err(e) => prop_assert!(e.message.contains(&format!("'{text}'")), "{}", e),
+            }
+        }
+
+        #[test]
+        fn any_request_is_checked_without_panic(
+            name in ".{0,70}",
+            net_type in proptest::option::of("loopback|bridge|custom|.{0,8}"),
+            interface in proptest::option::of("[a-z0-9]{0,17}|.{0,4}"),
+            subnet in proptest::option::of("([0-9]{1,3}\\.){3}[0-9]{1,3}/[0-9]{1,2}|.{0,6}"),
+            subnet6 in proptest::option::of("f[cd][0-9a-f]{2}::/[0-9]{1,3}|.{0,6}"),
+            gateway in proptest::option::of("auto|none|10\\.[0-9]\\.[0-9]\\.[0-9]|.{0,4}"),
+            gateway6 in proptest::option::of("auto|none|fd00::[0-9]|.{0,4}"),
+            nat in proptest::option::of("[a-z0-9]{1,16}|.{0,4}"),
+            flags in any::<(bool, bool, Option<bool>, Option<bool>)>(),
+        ) {
+            let (no_nat, internal, icc, antispoof) = flags;
+            let req = CreateNetwork {
+                name, net_type, interface, subnet, subnet6, gateway, gateway6, nat, no_nat, icc, internal, antispoof,
+            };
+            match req.validate() {
+                Ok(valid) => {
+                    prop_assert!(valid.subnet.is_some() || valid.subnet6.is_some());
+                    // What the client sends comes back the same through JSON.
+                    let again: CreateNetwork = serde_json::from_value(serde_json::to_value(&req).unwrap()).unwrap();
+                    prop_assert_eq!(again, req);
+                }
+                Err(e) => {
+                    prop_assert_eq!(e.kind, ErrorKind::Invalid);
+                    prop_assert!(!e.message.chars().any(char::is_control), "{:?}", e);
+                }
+            }
+        }
+
+        #[test]
+        fn any_json_body_is_parsed_without_panic(body in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = serde_json::from_slice::<CreateNetwork>(&body);
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! FreeBSD passes these to jail(8). cell knows the ones that have a meaning
 //! on Linux and refuses the others, so that a typo is not silently ignored.
 
-use crate::error::{CoreError, Result};
+use crate::error::{CoreError, Result, quoted};
 
 /// `allow.raw_sockets`: keep `CAP_NET_RAW` (ping works).
 pub const ALLOW_RAW_SOCKETS: &str = "allow.raw_sockets";
@@ -15,13 +15,15 @@ pub fn validate_param(param: &str) -> Result<()> {
     let (key, value) = param.split_once('=').unwrap_or((param, "true"));
     if !KNOWN.contains(&key) {
         return Err(CoreError::invalid(format!(
-            "unknown parameter '{key}' (known: {})",
+            "unknown parameter {} (known: {})",
+            quoted(key),
             KNOWN.join(", ")
         )));
     }
     parse_bool(value).map(|_| ()).ok_or_else(|| {
         CoreError::invalid(format!(
-            "invalid value '{value}' of parameter '{key}' (expected true or false)"
+            "invalid value {} of parameter '{key}' (expected true or false)",
+            quoted(value)
         ))
     })
 }
@@ -66,6 +68,32 @@ mod tests {
                 .message
                 .contains("'maybe'")
         );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        #[test]
+        fn any_param_is_checked_without_panic(param in ".*") {
+            match validate_param(&param) {
+                Ok(()) => proptest::prop_assert!(param.starts_with(ALLOW_RAW_SOCKETS)),
+                Err(e) => {
+                    let (key, value) = param.split_once('=').unwrap_or((&param, "true"));
+                    proptest::prop_assert!(
+                        e.message.contains(&quoted(key)) || e.message.contains(&quoted(value)),
+                        "{}", e
+                    );
+                    proptest::prop_assert!(!e.message.chars().any(char::is_control));
+                }
+            }
+        }
+
+        #[test]
+        fn valid_params_round_trip(value in proptest::sample::select(vec!["true", "1", "yes", "false", "0", "no"])) {
+            let param = format!("{ALLOW_RAW_SOCKETS}={value}");
+            proptest::prop_assert!(validate_param(&param).is_ok());
+            let on = matches!(value, "true" | "1" | "yes");
+            proptest::prop_assert_eq!(is_enabled(&[param], ALLOW_RAW_SOCKETS), on);
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Published port specs: `[HOST_IP:]HOST_PORT[:CONTAINER_PORT][/tcp|udp]`.
 
-use crate::error::{CoreError, Result};
+use crate::error::{CoreError, Result, quoted};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::IpAddr;
@@ -53,12 +53,15 @@ impl FromStr for PortSpec {
     type Err = CoreError;
 
     fn from_str(spec: &str) -> Result<Self> {
-        let bad = |why: &str| CoreError::invalid(format!("invalid port spec '{spec}': {why}"));
+        let bad = |why: &str| CoreError::invalid(format!("invalid port spec {}: {why}", quoted(spec)));
         let (rest, protocol) = match spec.rsplit_once('/') {
             Some((rest, "tcp")) => (rest, Protocol::Tcp),
             Some((rest, "udp")) => (rest, Protocol::Udp),
             Some((_, other)) => {
-                return Err(bad(&format!("unknown protocol '{other}' (expected tcp or udp)")));
+                return Err(bad(&format!(
+                    "unknown protocol {} (expected tcp or udp)",
+                    quoted(other)
+                )));
             }
             None => (spec, Protocol::Tcp),
         };
@@ -69,7 +72,7 @@ impl FromStr for PortSpec {
                 .ok_or_else(|| bad("unclosed '[' around the host address"))?;
             let ip = ip
                 .parse()
-                .map_err(|_| bad(&format!("'{ip}' is not an IP address")))?;
+                .map_err(|_| bad(&format!("{} is not an IP address", quoted(ip))))?;
             (Some(ip), ports)
         } else {
             let parts: Vec<&str> = rest.split(':').collect();
@@ -78,7 +81,7 @@ impl FromStr for PortSpec {
                 3 => {
                     let ip = parts[0]
                         .parse()
-                        .map_err(|_| bad(&format!("'{}' is not an IP address", parts[0])))?;
+                        .map_err(|_| bad(&format!("{} is not an IP address", quoted(parts[0]))))?;
                     (Some(ip), &rest[parts[0].len() + 1..])
                 }
                 _ => return Err(bad("too many ':'")),
@@ -87,7 +90,7 @@ impl FromStr for PortSpec {
         let port = |s: &str| -> Result<u16> {
             match s.parse::<u16>() {
                 Ok(p) if p > 0 => Ok(p),
-                _ => Err(bad(&format!("'{s}' is not a port number (1-65535)"))),
+                _ => Err(bad(&format!("{} is not a port number (1-65535)", quoted(s)))),
             }
         };
         let (host_port, container_port) = match ports.split_once(':') {
@@ -109,6 +112,7 @@ impl FromStr for PortSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn parses_all_forms() {
@@ -144,6 +148,50 @@ mod tests {
         ] {
             let err = bad.parse::<PortSpec>().unwrap_err();
             assert!(err.message.contains(&format!("'{bad}'")), "{bad}: {err}");
+        }
+        let err = "80\n:80".parse::<PortSpec>().unwrap_err();
+        assert_eq!(
+            err.message,
+            r#"invalid port spec "80\n:80": "80\n" is not a port number (1-65535)"#
+        );
+    }
+
+    fn any_spec() -> impl Strategy<Value = PortSpec> {
+        (
+            proptest::option::of(any::<IpAddr>()),
+            1..=u16::MAX,
+            1..=u16::MAX,
+            prop_oneof![Just(Protocol::Tcp), Just(Protocol::Udp)],
+        )
+            .prop_map(|(host_ip, host_port, container_port, protocol)| PortSpec {
+                host_ip,
+                host_port,
+                container_port,
+                protocol,
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        #[test]
+        fn any_text_parses_or_names_itself(text in ".*") {
+            if let Err(e) = text.parse::<PortSpec>() {
+                prop_assert!(e.message.contains(&quoted(&text)), "{}", e);
+                prop_assert!(!e.message.chars().any(char::is_control));
+            }
+        }
+
+        #[test]
+        fn port_like_text_parses_or_names_itself(text in "(\\[[0-9a-f:]{0,8}\\]:|[0-9.]{0,9}:)?[0-9]{0,6}(:[0-9]{0,6})?(/[a-z]{0,4})?") {
+            if let Err(e) = text.parse::<PortSpec>() {
+                prop_assert!(e.message.contains(&quoted(&text)), "{}", e);
+            }
+        }
+
+        #[test]
+        fn specs_round_trip(spec in any_spec()) {
+            let again: PortSpec = spec.to_string().parse().unwrap();
+            prop_assert_eq!(again, spec);
         }
     }
 }

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 /// What `cell create` / `cell run` ask for.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CreateContainer {
     /// Image name, id or id prefix.
     pub image: String,

@@ -28,6 +28,7 @@ pub use cell_core::netspec::CreateNetwork;
 
 /// What `cell network connect` asks for (the network is in the path).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ConnectRequest {
     /// Container name, id or id prefix.
     pub container: String,
@@ -41,6 +42,7 @@ pub struct ConnectRequest {
 
 /// What `cell network disconnect` asks for (the network is in the path).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DisconnectRequest {
     /// Container name, id or id prefix.
     pub container: String,

@@ -53,6 +53,11 @@ pub enum RuntimeError {
     /// Running a helper program (`busybox --list-full`, `cp -a`) failed.
     #[error("failed to run {program}: {detail}")]
     RunHelper { program: String, detail: String },
+    /// An entry of an image (a tarball member or a file of a directory)
+    /// that would write outside the image or make a device node; `entry` is
+    /// already quoted.
+    #[error("refused entry {entry}: {reason}")]
+    UnsafeEntry { entry: String, reason: String },
     /// Unpacking a tarball failed.
     #[error("failed to unpack {path}")]
     Unpack {

@@ -6,12 +6,22 @@
 //! place at the end, so a failure or a crash never leaves a half-built image
 //! under the final name; the engine can treat "the directory exists" as "the
 //! image is complete".
+//!
+//! An imported tree must stay inside its directory, whoever made the
+//! tarball (see [`import_rootfs`]): entries that are absolute or climb out
+//! with `..`, entries (and hard-link targets) reached through a symlink of
+//! the archive, and device nodes are refused with an error naming the entry,
+//! never skipped in silence. Symlinks themselves are kept as they are, with
+//! any target: they are resolved inside the container, never while
+//! unpacking.
 
 use std::fs;
 use std::io::Read;
-use std::os::unix::fs::{PermissionsExt, symlink};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt, symlink};
+use std::path::{Component, Path, PathBuf};
 use std::process::Command;
+
+use cell_core::error::quoted;
 
 use crate::error::{Result, RuntimeError};
 
@@ -214,6 +224,14 @@ fn check_static_executable(path: &Path) -> Result<()> {
 /// keeps symlinks, modes, ownership and hard links) or from a `.tar`,
 /// `.tar.gz` or `.tgz` file. The result must contain `/bin/sh`. `dest` must
 /// not exist; nothing is left behind on failure.
+///
+/// Nothing is ever written outside `dest`: a tarball entry with an absolute
+/// path or a `..` component, one whose parent is a symlink the archive made
+/// (`a -> /etc`, then `a/passwd`), a directory entry over such a symlink and
+/// a hard link whose target is outside or behind a symlink are refused with
+/// [`RuntimeError::UnsafeEntry`]. So are device nodes, in tarballs and
+/// directories alike: a container gets its own minimal `/dev`, and a node in
+/// its image would be a door to the host's devices.
 pub fn import_rootfs(src: &Path, dest: &Path) -> Result<()> {
     let meta = fs::metadata(src).map_err(|_| RuntimeError::NotFound {
         path: src.to_path_buf(),
@@ -229,6 +247,9 @@ pub fn import_rootfs(src: &Path, dest: &Path) -> Result<()> {
             path: src.to_path_buf(),
         });
     }
+    if meta.is_dir() {
+        refuse_device_nodes(src)?;
+    }
     let tree = TempTree::create(dest)?;
     if meta.is_dir() {
         copy_tree(src, &tree.path)?;
@@ -239,17 +260,7 @@ pub fn import_rootfs(src: &Path, dest: &Path) -> Result<()> {
         } else {
             Box::new(file)
         };
-        let mut archive = tar::Archive::new(reader);
-        archive.set_preserve_permissions(true);
-        archive.set_preserve_ownerships(true);
-        archive.set_preserve_mtime(true);
-        archive.set_overwrite(true);
-        archive
-            .unpack(&tree.path)
-            .map_err(|source| RuntimeError::Unpack {
-                path: src.to_path_buf(),
-                source,
-            })?;
+        unpack_tarball(src, reader, &tree.path)?;
     }
     if !has_shell(&tree.path) {
         return Err(RuntimeError::NotRootfs {
@@ -257,6 +268,168 @@ pub fn import_rootfs(src: &Path, dest: &Path) -> Result<()> {
         });
     }
     tree.finish()
+}
+
+fn refused(entry: &str, reason: impl Into<String>) -> RuntimeError {
+    RuntimeError::UnsafeEntry {
+        entry: quoted(entry),
+        reason: reason.into(),
+    }
+}
+
+const NO_DEVICES: &str = "device nodes are not imported (containers get their own /dev)";
+
+/// Unpacks the tarball read from `reader` (the file `src`) into `root`,
+/// entry by entry, after [`check_entry`] passed each one.
+fn unpack_tarball(src: &Path, reader: impl Read, root: &Path) -> Result<()> {
+    let unpack_err = |source| RuntimeError::Unpack {
+        path: src.to_path_buf(),
+        source,
+    };
+    let mut archive = tar::Archive::new(reader);
+    archive.set_preserve_permissions(true);
+    archive.set_preserve_ownerships(true);
+    archive.set_preserve_mtime(true);
+    archive.set_overwrite(true);
+    let mut directories = Vec::new();
+    for entry in archive.entries().map_err(unpack_err)? {
+        let mut entry = entry.map_err(unpack_err)?;
+        if !check_entry(&entry, root)? {
+            continue;
+        }
+        if entry.header().entry_type().is_dir() {
+            directories.push(entry);
+            continue;
+        }
+        entry.unpack_in(root).map_err(unpack_err)?;
+    }
+    // Directories last and deepest first, as tar(1) does, so that a
+    // read-only directory's mode is set after the files inside it are
+    // written. Checked again: a later entry may have put a symlink there.
+    directories.sort_by(|a, b| b.path_bytes().cmp(&a.path_bytes()));
+    for mut dir in directories {
+        check_entry(&dir, root)?;
+        dir.unpack_in(root).map_err(unpack_err)?;
+    }
+    Ok(())
+}
+
+/// Checks one tarball entry against the tree unpacked so far in `root`;
+/// false for entries with nothing to unpack (the root itself, pax and GNU
+/// extension headers).
+fn check_entry<R: Read>(entry: &tar::Entry<'_, R>, root: &Path) -> Result<bool> {
+    let kind = entry.header().entry_type();
+    if kind.is_pax_global_extensions()
+        || kind.is_pax_local_extensions()
+        || kind.is_gnu_longname()
+        || kind.is_gnu_longlink()
+    {
+        return Ok(false);
+    }
+    let shown = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+    let path = entry
+        .path()
+        .map_err(|e| refused(&shown, format!("its path is unreadable: {e}")))?;
+    let Some(rel) = inside_path(&path).map_err(|why| refused(&shown, why))? else {
+        return Ok(false);
+    };
+    if kind.is_character_special() || kind.is_block_special() {
+        return Err(refused(&shown, NO_DEVICES));
+    }
+    if let Some(link) = through_symlink(root, &rel) {
+        return Err(refused(
+            &shown,
+            format!(
+                "its parent {} is a symlink, and nothing is written through one",
+                quoted(&link.to_string_lossy())
+            ),
+        ));
+    }
+    if kind.is_dir() && fs::symlink_metadata(root.join(&rel)).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(refused(&shown, "a directory over a symlink of the archive"));
+    }
+    if kind.is_hard_link() {
+        let target = entry
+            .link_name()
+            .map_err(|e| refused(&shown, format!("its link target is unreadable: {e}")))?
+            .ok_or_else(|| refused(&shown, "a hard link without a target"))?;
+        let why = |reason: String| {
+            refused(
+                &shown,
+                format!("hard link target {}: {reason}", quoted(&target.to_string_lossy())),
+            )
+        };
+        let target = inside_path(&target)
+            .map_err(why)?
+            .ok_or_else(|| why("it is the root".into()))?;
+        if let Some(link) = through_symlink(root, &target).or_else(|| {
+            fs::symlink_metadata(root.join(&target))
+                .is_ok_and(|m| m.file_type().is_char_device() || m.file_type().is_block_device())
+                .then(|| target.clone())
+        }) {
+            return Err(why(format!(
+                "{} is a symlink or a device",
+                quoted(&link.to_string_lossy())
+            )));
+        }
+    }
+    Ok(true)
+}
+
+/// `path` as a relative path of plain components, or why it is refused (it
+/// is absolute or has a `..`); `None` for the root itself (`./`).
+fn inside_path(path: &Path) -> std::result::Result<Option<PathBuf>, String> {
+    let mut rel = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(part) => rel.push(part),
+            Component::CurDir => {}
+            Component::RootDir | Component::Prefix(_) => {
+                return Err("it is an absolute path".into());
+            }
+            Component::ParentDir => return Err("it has a '..' component".into()),
+        }
+    }
+    Ok((!rel.as_os_str().is_empty()).then_some(rel))
+}
+
+/// The first proper ancestor of `rel` that is a symlink in `root`, if any:
+/// writing below it would write wherever it points.
+fn through_symlink(root: &Path, rel: &Path) -> Option<PathBuf> {
+    let mut ancestor = PathBuf::new();
+    let parents: Vec<_> = rel.parent().map(|p| p.components().collect()).unwrap_or_default();
+    for part in parents {
+        ancestor.push(part);
+        match fs::symlink_metadata(root.join(&ancestor)) {
+            Ok(m) if m.file_type().is_symlink() => return Some(ancestor),
+            Ok(_) => {}
+            // What does not exist yet has no symlink below it.
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// Refuses a directory source that holds a device node anywhere below it.
+/// `cp -a` never follows symlinks, so nothing else can lead outside.
+fn refuse_device_nodes(src: &Path) -> Result<()> {
+    let mut pending = vec![src.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir).map_err(|source| read_err(&dir, source))? {
+            let entry = entry.map_err(|source| read_err(&dir, source))?;
+            let kind = entry
+                .file_type()
+                .map_err(|source| read_err(&entry.path(), source))?;
+            if kind.is_dir() {
+                pending.push(entry.path());
+            } else if kind.is_char_device() || kind.is_block_device() {
+                let path = entry.path();
+                let rel = path.strip_prefix(src).unwrap_or(&path);
+                return Err(refused(&rel.to_string_lossy(), NO_DEVICES));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn copy_tree(src: &Path, dest: &Path) -> Result<()> {
@@ -464,5 +637,241 @@ mod tests {
         let err = import_rootfs(&zip, &dest).unwrap_err();
         assert!(err.to_string().contains("is neither a directory nor"), "{err}");
         assert!(!dest.exists());
+    }
+
+    /// One member of a crafted tarball. Paths go into the header as raw
+    /// bytes, so that `..` and absolute paths, which tar's builder refuses
+    /// to write, can be tested.
+    enum Member<'a> {
+        Dir(&'a str),
+        File(&'a str, &'a [u8]),
+        Symlink(&'a str, &'a str),
+        HardLink(&'a str, &'a str),
+        CharDevice(&'a str),
+    }
+
+    fn crafted_tarball(path: &Path, members: &[Member]) {
+        let mut builder = tar::Builder::new(fs::File::create(path).unwrap());
+        for member in members {
+            let mut header = tar::Header::new_ustar();
+            let (name, kind, link, data): (&str, _, Option<&str>, &[u8]) = match member {
+                Member::Dir(name) => (name, tar::EntryType::Directory, None, b""),
+                Member::File(name, data) => (name, tar::EntryType::Regular, None, data),
+                Member::Symlink(name, target) => (name, tar::EntryType::Symlink, Some(target), b""),
+                Member::HardLink(name, target) => (name, tar::EntryType::Link, Some(target), b""),
+                Member::CharDevice(name) => (name, tar::EntryType::Char, None, b""),
+            };
+            let old = header.as_old_mut();
+            old.name[..name.len()].copy_from_slice(name.as_bytes());
+            if let Some(link) = link {
+                old.linkname[..link.len()].copy_from_slice(link.as_bytes());
+            }
+            header.set_entry_type(kind);
+            header.set_mode(if kind == tar::EntryType::Directory {
+                0o755
+            } else {
+                0o644
+            });
+            header.set_size(data.len() as u64);
+            header.set_uid(0);
+            header.set_gid(0);
+            header.set_mtime(0);
+            if kind == tar::EntryType::Char {
+                header.set_device_major(1).unwrap();
+                header.set_device_minor(3).unwrap();
+            }
+            header.set_cksum();
+            builder.append(&header, data).unwrap();
+        }
+        builder.into_inner().unwrap();
+    }
+
+    /// The members every image needs, so that only the bad one is at fault.
+    fn with_shell<'a>(mut members: Vec<Member<'a>>) -> Vec<Member<'a>> {
+        members.insert(0, Member::Dir("bin"));
+        members.insert(1, Member::File("bin/busybox", b"#!"));
+        members.insert(2, Member::Symlink("bin/sh", "busybox"));
+        members
+    }
+
+    /// Imports a crafted tarball that must be refused with `message`;
+    /// checks that nothing was left in the work directory or written to
+    /// `outside`, a directory beside it that the tarball aims at.
+    fn refused(tmp: &Path, members: Vec<Member>, message: &str) {
+        let tarball = tmp.join("crafted.tar");
+        crafted_tarball(&tarball, &with_shell(members));
+        let dest = tmp.join("work").join("rootfs");
+        fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        let err = import_rootfs(&tarball, &dest).unwrap_err();
+        assert!(matches!(err, RuntimeError::UnsafeEntry { .. }), "{err:?}");
+        assert_eq!(err.to_string(), message);
+        assert!(
+            leftovers(&tmp.join("work")).is_empty(),
+            "{:?}",
+            leftovers(&tmp.join("work"))
+        );
+        let mut outside = leftovers(&tmp.join("outside"));
+        outside.sort();
+        assert_eq!(outside, ["secret"], "something was written outside");
+        assert_eq!(
+            fs::read_to_string(tmp.join("outside/secret")).unwrap(),
+            "untouched"
+        );
+        assert_eq!(
+            std::os::unix::fs::MetadataExt::nlink(&fs::metadata(tmp.join("outside/secret")).unwrap()),
+            1,
+            "a hard link to the outside was made"
+        );
+    }
+
+    fn scratch() -> tempfile::TempDir {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::create_dir(tmp.path().join("outside")).unwrap();
+        fs::write(tmp.path().join("outside/secret"), "untouched").unwrap();
+        tmp
+    }
+
+    #[test]
+    fn entries_that_climb_out_or_are_absolute_are_refused() {
+        let tmp = scratch();
+        let t = tmp.path();
+        refused(
+            t,
+            vec![Member::File("../outside/evil", b"x")],
+            "refused entry '../outside/evil': it has a '..' component",
+        );
+        refused(
+            t,
+            vec![Member::File("bin/../../outside/evil", b"x")],
+            "refused entry 'bin/../../outside/evil': it has a '..' component",
+        );
+        let absolute = format!("{}/outside/evil", t.display());
+        refused(
+            t,
+            vec![Member::File(&absolute, b"x")],
+            &format!("refused entry '{absolute}': it is an absolute path"),
+        );
+        refused(
+            t,
+            vec![Member::File("a\nb/../../x", b"x")],
+            r#"refused entry "a\nb/../../x": it has a '..' component"#,
+        );
+    }
+
+    #[test]
+    fn nothing_is_written_through_a_symlink() {
+        let tmp = scratch();
+        let t = tmp.path();
+        let outside = format!("{}/outside", t.display());
+        refused(
+            t,
+            vec![
+                Member::Symlink("etc", &outside),
+                Member::File("etc/passwd", b"root::0:0"),
+            ],
+            "refused entry 'etc/passwd': its parent 'etc' is a symlink, and nothing is written through one",
+        );
+        refused(
+            t,
+            vec![
+                Member::Symlink("up", "../../outside"),
+                Member::File("up/deeper/evil", b"x"),
+            ],
+            "refused entry 'up/deeper/evil': its parent 'up' is a symlink, and nothing is written through one",
+        );
+        refused(
+            t,
+            vec![Member::Symlink("etc", &outside), Member::Dir("etc")],
+            "refused entry 'etc': a directory over a symlink of the archive",
+        );
+    }
+
+    #[test]
+    fn hard_links_out_of_the_tree_are_refused() {
+        let tmp = scratch();
+        let t = tmp.path();
+        refused(
+            t,
+            vec![Member::HardLink("bin/secret", "../outside/secret")],
+            "refused entry 'bin/secret': hard link target '../outside/secret': it has a '..' component",
+        );
+        let outside = format!("{}/outside", t.display());
+        refused(
+            t,
+            vec![
+                Member::Symlink("o", &outside),
+                Member::HardLink("bin/secret", "o/secret"),
+            ],
+            "refused entry 'bin/secret': hard link target 'o/secret': 'o' is a symlink or a device",
+        );
+        let absolute = format!("{}/outside/secret", t.display());
+        refused(
+            t,
+            vec![Member::HardLink("bin/secret", &absolute)],
+            &format!("refused entry 'bin/secret': hard link target '{absolute}': it is an absolute path"),
+        );
+    }
+
+    #[test]
+    fn device_nodes_are_refused() {
+        let tmp = scratch();
+        refused(
+            tmp.path(),
+            vec![Member::Dir("dev"), Member::CharDevice("dev/mem")],
+            "refused entry 'dev/mem': device nodes are not imported (containers get their own /dev)",
+        );
+        // A directory source too, when this test may make a node (root).
+        let src = tmp.path().join("src");
+        fs::create_dir_all(src.join("bin")).unwrap();
+        fs::write(src.join("bin/sh"), "x").unwrap();
+        fs::create_dir_all(src.join("dev")).unwrap();
+        let made = nix::sys::stat::mknod(
+            &src.join("dev/null"),
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::from_bits_truncate(0o666),
+            nix::sys::stat::makedev(1, 3),
+        );
+        if made.is_err() {
+            eprintln!("skipped the directory case: mknod needs root");
+            return;
+        }
+        let dest = tmp.path().join("work2").join("rootfs");
+        let err = import_rootfs(&src, &dest).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "refused entry 'dev/null': device nodes are not imported (containers get their own /dev)"
+        );
+        assert!(!dest.exists() && !dest.parent().unwrap().exists());
+    }
+
+    #[test]
+    fn symlinks_and_inner_hard_links_are_kept() {
+        let tmp = scratch();
+        let tarball = tmp.path().join("good.tar");
+        crafted_tarball(
+            &tarball,
+            &with_shell(vec![
+                Member::Dir("etc"),
+                // Absolute and climbing targets are fine: they resolve in
+                // the container, never while unpacking.
+                Member::Symlink("etc/hosts", "/run/hosts"),
+                Member::Symlink("etc/up", "../../outside"),
+                Member::HardLink("bin/ash", "bin/busybox"),
+                Member::File("./etc/motd", b"hi"),
+            ]),
+        );
+        let dest = tmp.path().join("rootfs");
+        import_rootfs(&tarball, &dest).unwrap();
+        assert_eq!(
+            fs::read_link(dest.join("etc/hosts")).unwrap(),
+            Path::new("/run/hosts")
+        );
+        assert_eq!(
+            fs::read_link(dest.join("etc/up")).unwrap(),
+            Path::new("../../outside")
+        );
+        assert_eq!(fs::read(dest.join("bin/ash")).unwrap(), b"#!");
+        assert_eq!(fs::read(dest.join("etc/motd")).unwrap(), b"hi");
+        assert_eq!(leftovers(&tmp.path().join("outside")), ["secret"]);
     }
 }

@@ -585,3 +585,38 @@ impl Sandbox {
         let _ = nsenter.wait();
     }
 }
+
+impl Sandbox {
+    /// Raw HTTP on the API socket: `method path` with `body` (sent with a
+    /// Content-Length even when empty); returns the status code and the
+    /// body. A write the daemon cut short (it may answer 413 before it has
+    /// read everything) is not an error: the answer is what matters.
+    pub fn http(&self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+        use std::io::{Read, Write};
+        // celld makes its socket file before it listens: until then a
+        // connect is refused.
+        let mut connected = None;
+        wait_until("celld to listen", Duration::from_secs(20), || {
+            connected = std::os::unix::net::UnixStream::connect(&self.socket).ok();
+            connected.is_some()
+        });
+        let mut s = connected.unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: celld\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let _ = s.write_all(head.as_bytes()).and_then(|()| s.write_all(body));
+        let mut response = Vec::new();
+        let _ = s.read_to_end(&mut response);
+        let response = String::from_utf8_lossy(&response).into_owned();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("no status in {response:?}"));
+        (status, body.to_string())
+    }
+}

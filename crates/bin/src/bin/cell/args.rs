@@ -257,8 +257,13 @@ pub struct RunArgs {
 
 #[derive(Args)]
 pub struct StopArgs {
-    /// Seconds to wait after SIGTERM before SIGKILL.
-    #[arg(short = 't', long = "time", default_value_t = 10)]
+    /// Seconds to wait after SIGTERM before SIGKILL (at most 86400, a day).
+    #[arg(
+        short = 't',
+        long = "time",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(..=cell_core::limits::STOP_TIMEOUT_MAX_SECS)
+    )]
     pub time: u64,
     /// Containers (name, id or id prefix).
     #[arg(required = true)]

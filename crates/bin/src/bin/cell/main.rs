@@ -8,6 +8,7 @@ mod output;
 
 use anyhow::{Result, bail};
 use args::{Cli, Command, ContainerCommand, CreateArgs, ImageCommand, NetworkCommand, NetworkCreateArgs};
+use cell_core::error::one_line;
 use clap::Parser;
 use client::Client;
 use hyper::Method;
@@ -18,7 +19,21 @@ use serde_json::{Value, json};
 const CELL_FAILED: i32 = 125;
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version, asked for or shown for a bare `cell network`,
+        // print as clap prints them.
+        Err(e)
+            if !e.use_stderr()
+                || e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            e.exit()
+        }
+        Err(e) => {
+            eprintln!("{}", usage_error_line(e));
+            std::process::exit(CELL_FAILED);
+        }
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -27,12 +42,52 @@ fn main() {
         match run(cli).await {
             Ok(code) => code,
             Err(e) => {
-                eprintln!("{e:#}");
+                eprintln!("{}", error_line(&e));
                 CELL_FAILED
             }
         }
     });
     std::process::exit(code);
+}
+
+/// An error as cell prints it: the chain of causes on one line, with any
+/// control character a value brought in escaped.
+fn error_line(e: &anyhow::Error) -> String {
+    one_line(&format!("{e:#}"))
+}
+
+/// clap's error for a bad command line (which clap spreads over several
+/// lines with a usage block and a hint) as one line naming the value, as
+/// every other error of cell is. `--help` and `--version` never come here.
+fn usage_error_line(mut err: clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    if let Some(ContextValue::String(value)) = err.get(ContextKind::InvalidValue) {
+        let value = one_line(value);
+        err.insert(ContextKind::InvalidValue, ContextValue::String(value));
+    }
+    let rendered = err.render().to_string();
+    let parts: Vec<String> = rendered
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+        .map(|l| {
+            let l = l.strip_prefix("error: ").unwrap_or(l);
+            match l.strip_prefix("Usage: ") {
+                Some(usage) => format!("usage: {usage}"),
+                None => l.to_string(),
+            }
+        })
+        .collect();
+    // "...were not provided:" reads on into its list; other lines are
+    // separate sentences.
+    let mut line = String::new();
+    for part in parts {
+        if !line.is_empty() {
+            line.push_str(if line.ends_with(':') { " " } else { "; " });
+        }
+        line.push_str(&part);
+    }
+    one_line(&line)
 }
 
 fn print_json(value: &Value) {
@@ -212,7 +267,7 @@ where
     let mut failed = 0;
     for name in names {
         if let Err(e) = f(name.clone()).await {
-            eprintln!("{e:#}");
+            eprintln!("{}", error_line(&e));
             failed += 1;
         }
     }
@@ -482,6 +537,49 @@ mod tests {
             panic!("--nat with --no-nat was accepted");
         };
         assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    /// The one line `cell` prints for a bad command line.
+    fn usage_error(args: &[&str]) -> String {
+        let err = Cli::try_parse_from(args).err().expect("refused");
+        assert!(err.use_stderr(), "{args:?} is not an error");
+        let line = usage_error_line(err);
+        assert!(!line.contains('\n'), "{line:?}");
+        line
+    }
+
+    #[test]
+    fn bad_flags_give_one_line_naming_the_value() {
+        assert_eq!(
+            usage_error(&["cell", "network", "create", "--icc", "maybe", "x"]),
+            "invalid value 'maybe' for '--icc <true|false>'; [possible values: true, false]"
+        );
+        let line = usage_error(&["cell", "stop", "-t", "90000", "web"]);
+        assert!(
+            line.starts_with("invalid value '90000' for '--time <TIME>': "),
+            "{line}"
+        );
+        let line = usage_error(&["cell", "stop", "-t", "1\n2", "web"]);
+        assert!(
+            line.starts_with(r"invalid value '1\n2' for '--time <TIME>'"),
+            "{line}"
+        );
+        let line = usage_error(&["cell", "network", "create"]);
+        assert_eq!(
+            line,
+            "the following required arguments were not provided: <NAME>; usage: cell network create <NAME>"
+        );
+        let line = usage_error(&["cell", "lsc", "--bogus"]);
+        assert!(line.contains("'--bogus'"), "{line}");
+        // The positive control: help and version are not errors, and print as clap prints them.
+        for args in [
+            &["cell", "--help"][..],
+            &["cell", "--version"],
+            &["cell", "network", "create", "--help"],
+        ] {
+            assert!(!Cli::try_parse_from(args).err().unwrap().use_stderr(), "{args:?}");
+        }
+        assert!(Cli::try_parse_from(["cell", "stop", "-t", "86400", "web"]).is_ok());
     }
 
     #[test]
