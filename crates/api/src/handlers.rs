@@ -3,8 +3,7 @@
 //! Input is checked here before the engine sees it, into the API's error
 //! shape: bodies through [`JsonBody`] (size limit, JSON, no unknown
 //! fields), query strings through [`Params`] (typed values, no unknown
-//! parameters), commands with [`validate_cmd`] (the engine does not check
-//! them yet).
+//! parameters). The engine checks what the values mean.
 
 use crate::ApiError;
 use axum::Json;
@@ -14,7 +13,6 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::IntoResponse;
-use cell_core::command::validate_cmd;
 use cell_core::error::quoted;
 use cell_core::limits::{BODY_MAX, parse_stop_timeout};
 use cell_engine::containers::{CreateContainer, DEFAULT_STOP_TIMEOUT};
@@ -219,7 +217,6 @@ pub async fn create_container(
     _: NoQuery,
     JsonBody(req): JsonBody<CreateContainer>,
 ) -> Result<impl IntoResponse, ApiError> {
-    validate_cmd(&req.cmd)?;
     let created = blocking(engine, move |e| e.create_container(&req)).await?;
     Ok((StatusCode::CREATED, created))
 }
@@ -288,7 +285,6 @@ pub async fn exec(
     Path(reference): Path<String>,
     JsonBody(req): JsonBody<ExecRequest>,
 ) -> ApiResult {
-    validate_cmd(&req.cmd)?;
     blocking(engine, move |e| e.exec(&reference, &req.cmd, &req.env)).await
 }
 

@@ -730,3 +730,64 @@ row!(image_tarball_with_a_device_node, |sb| {
         &dir.join("no-such-file"),
     );
 });
+
+// Networks the host's own interfaces forbid.
+
+row!(subnet_over_the_hosts_uplink, |sb| {
+    sb.add_default_uplink();
+    let error = cli_refuses(
+        sb,
+        &[
+            "network",
+            "create",
+            "-t",
+            "bridge",
+            "--subnet",
+            "198.51.100.0/24",
+            "n",
+        ],
+        "198.51.100.2/24",
+    );
+    assert!(error.contains("em0"), "{error}");
+    // The host still has its address and its default route.
+    assert!(sb.sh_ok("ip -4 route show default").contains("198.51.100.1"));
+    sb.ok(&[
+        "network",
+        "create",
+        "-t",
+        "bridge",
+        "--subnet",
+        "198.51.101.0/24",
+        "n",
+    ]);
+});
+
+row!(nat_interface_missing, |sb| {
+    sb.add_default_uplink();
+    cli_refuses(
+        sb,
+        &[
+            "network",
+            "create",
+            "-t",
+            "bridge",
+            "--subnet",
+            "10.9.0.0/24",
+            "--nat",
+            "nosuch0",
+            "n",
+        ],
+        "'nosuch0'",
+    );
+    sb.ok(&[
+        "network",
+        "create",
+        "-t",
+        "bridge",
+        "--subnet",
+        "10.9.0.0/24",
+        "--nat",
+        "em0",
+        "n",
+    ]);
+});

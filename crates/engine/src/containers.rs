@@ -68,6 +68,7 @@ impl Engine {
     /// Checks a create request completely, then records the container.
     /// Nothing is written when any part of the request is wrong.
     pub fn create_container(&self, req: &CreateContainer) -> Result<Container> {
+        cell_core::command::validate_cmd(&req.cmd)?;
         let driver: NetworkDriver = match &req.driver {
             Some(d) => d.parse()?,
             None if req.networks.is_empty() => NetworkDriver::Host,

@@ -33,6 +33,7 @@ impl Engine {
         if cmd.is_empty() {
             return Err(CoreError::invalid("no command given to exec").into());
         }
+        cell_core::command::validate_cmd(cmd)?;
         for pair in env {
             validate_env(pair)?;
         }

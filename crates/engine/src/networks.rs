@@ -15,7 +15,7 @@ use cell_core::CoreError;
 use cell_core::ids::new_id;
 use cell_core::ipam;
 use cell_core::model::{Container, Endpoint, Network, NetworkDriver, NetworkType};
-use cell_core::netspec::NatChoice;
+use cell_core::netspec::{HostPrefix, HostPrefixKind, NatChoice};
 use cell_net::driver::{self, HostKernel};
 use cell_store::Store;
 use serde::{Deserialize, Serialize};
@@ -70,6 +70,8 @@ impl Engine {
             );
         }
         cell_core::netspec::check_overlap(&valid, &existing)?;
+        let host = self.host_prefixes(&existing)?;
+        cell_core::netspec::check_host_overlap(valid.subnet, valid.subnet6, &host)?;
         let interface = match (&valid.interface, valid.net_type) {
             (Some(name), net_type) => {
                 if driver::is_host_ifname(name) {
@@ -137,6 +139,30 @@ impl Engine {
         }
         tracing::info!(network = %network.name, interface = %network.interface, "network created");
         Ok(network)
+    }
+
+    /// The addresses the host holds on interfaces that are not cell's (its
+    /// networks' bridges and its veths are covered by `check_overlap`), for
+    /// refusing a network over the host's own LAN.
+    fn host_prefixes(&self, existing: &[Network]) -> Result<Vec<HostPrefix>> {
+        let links = self.host().links;
+        let context = || "failed to list the host's addresses".to_string();
+        let mut prefixes = Vec::new();
+        for link in links.list_links().context(context)? {
+            let cells =
+                existing.iter().any(|n| n.interface == link.name) || driver::is_host_ifname(&link.name);
+            if cells || link.name == "lo" {
+                continue;
+            }
+            for prefix in links.list_addresses(&link.name).context(context)? {
+                prefixes.push(HostPrefix {
+                    prefix,
+                    interface: link.name.clone(),
+                    kind: HostPrefixKind::Address,
+                });
+            }
+        }
+        Ok(prefixes)
     }
 
     fn host_link_exists(&self, name: &str) -> Result<bool> {

@@ -8,7 +8,7 @@ use crate::containers::CreateContainer;
 use crate::networks::{ConnectRequest, CreateNetwork, DisconnectRequest};
 use crate::{Backends, Engine, EngineConfig, FakeRuntime, FixedClock};
 use cell_core::model::{Container, Exec};
-use cell_net::{FakeNetKernel, FakeSeam};
+use cell_net::{FakeNetKernel, FakeSeam, Links};
 use cell_store::{ExecRecord, Store};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -516,4 +516,34 @@ fn an_exit_is_announced_once_it_is_recorded() {
     assert!(waiter.join().unwrap());
     let c = world.engine.find_container("web").unwrap();
     assert_eq!((c.running, c.exit_code), (false, Some(3)));
+}
+
+#[test]
+fn a_network_over_the_hosts_own_addresses_or_a_missing_nat_interface_is_refused() {
+    let world = World::new();
+    world
+        .net
+        .links
+        .add_address("em0", "198.51.100.2/24".parse().unwrap())
+        .unwrap();
+    let before = world.kernel();
+    let create = |subnet: &str, nat: Option<&str>| {
+        world.engine.create_network(&CreateNetwork {
+            name: "lan".into(),
+            net_type: Some("bridge".into()),
+            subnet: Some(subnet.into()),
+            nat: nat.map(str::to_string),
+            ..CreateNetwork::default()
+        })
+    };
+    let err = create("198.51.100.0/24", None).unwrap_err().to_string();
+    assert!(err.contains("198.51.100.2/24") && err.contains("em0"), "{err}");
+    let err = create("198.51.0.0/16", None).unwrap_err().to_string();
+    assert!(err.contains("em0"), "{err}");
+    let err = create("10.9.0.0/24", Some("nosuch0")).unwrap_err().to_string();
+    assert!(err.contains("'nosuch0'"), "{err}");
+    assert!(world.engine.networks().unwrap().is_empty());
+    assert_eq!(world.kernel(), before);
+    // Positive control: a subnet beside the host's, NAT out of a real interface.
+    create("10.9.0.0/24", Some("em0")).unwrap();
 }
