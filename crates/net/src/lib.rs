@@ -26,6 +26,8 @@
 
 #![deny(missing_docs)]
 
+pub mod container_driver;
+pub mod container_net;
 pub mod driver;
 pub mod error;
 pub mod links;
@@ -33,15 +35,20 @@ pub mod mac;
 pub mod netlink;
 pub mod netns;
 pub mod nft;
+pub mod plan;
 pub mod ruleset;
 pub mod sysctl;
 #[cfg(test)]
 mod test_fixtures;
 
-pub use error::{NetError, NetlinkError, Result};
-pub use links::{FakeLinks, LinkInfo, LinkOp, Links};
+pub use container_driver::{Addressing, ContainerDriver, container_driver};
+pub use container_net::ContainerNet;
+pub use driver::{ContainerKernel, HostFacts, HostKernel, NetworkTypeDriver, network_driver};
+pub use error::{NetError, NetErrors, NetlinkError, Result};
+pub use links::{FakeLinks, LinkInfo, LinkOp, Links, RouteInfo, RouteKind};
 pub use mac::MacAddr;
 pub use netlink::NetlinkLinks;
 pub use netns::{create_netns, delete_netns, in_netns};
 pub use nft::{FakeFirewall, Firewall, Nft};
+pub use plan::{Op, Place, Plan, Step};
 pub use sysctl::{FakeSysctl, NetnsSysctl, ProcSysctl, Sysctl};

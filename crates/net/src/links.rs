@@ -27,6 +27,39 @@ pub struct LinkInfo {
     pub master: Option<u32>,
     /// Whether it is administratively up (`IFF_UP`).
     pub up: bool,
+    /// Its alias (`IFLA_IFALIAS`): cell marks the links it makes with
+    /// [`crate::driver::link_alias`], so a user's interface is never taken
+    /// for one of cell's.
+    pub alias: Option<String>,
+}
+
+/// What a route does with the packets it matches (`rtm_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteKind {
+    /// Forwarded out of its device, or to its gateway.
+    Unicast,
+    /// Refused with "host unreachable".
+    Unreachable,
+    /// Dropped silently.
+    Blackhole,
+    /// Refused with "administratively prohibited".
+    Prohibit,
+    /// Any other type (local, broadcast, ...), by its number.
+    Other(u8),
+}
+
+/// One route of the main table as the kernel reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteInfo {
+    /// The destination with its prefix length (`0.0.0.0/0` for a default
+    /// route).
+    pub dest: IpNet,
+    /// The output device, `None` for routes on no device (unreachable).
+    pub dev: Option<String>,
+    /// What the route does.
+    pub kind: RouteKind,
+    /// The next hop, if it has one.
+    pub gateway: Option<IpAddr>,
 }
 
 /// Checks a link name the way the kernel would (`dev_valid_name`), so a bad
@@ -104,6 +137,11 @@ pub trait Links: Send + Sync {
     /// Deletes the `unreachable` route to `dest`; succeeds if it does not
     /// exist.
     fn del_unreachable_route(&self, dest: IpNet) -> Result<()>;
+    /// The routes of the main table, both families.
+    fn list_routes(&self) -> Result<Vec<RouteInfo>>;
+    /// Sets a link's alias (`IFLA_IFALIAS`), which [`LinkInfo::alias`]
+    /// reports; an empty alias removes it.
+    fn set_alias(&self, name: &str, alias: &str) -> Result<()>;
 }
 
 /// One recorded call of [`FakeLinks`].
@@ -177,6 +215,11 @@ pub enum LinkOp {
     DelUnreachableRoute {
         dest: IpNet,
     },
+    ListRoutes,
+    SetAlias {
+        name: String,
+        alias: String,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -187,6 +230,9 @@ struct FakeState {
     /// Links of this namespace; peers created in another namespace are
     /// not kept, as the kernel would not show them here either.
     links: BTreeMap<String, FakeLink>,
+    /// Routes added through the verbs (not the kernel's own prefix and
+    /// local routes); those via a link go when it is deleted.
+    routes: Vec<RouteInfo>,
 }
 
 #[derive(Debug, Clone)]
@@ -197,6 +243,7 @@ struct FakeLink {
     up: bool,
     mac: MacAddr,
     addrs: Vec<IpNet>,
+    alias: Option<String>,
 }
 
 /// A recording [`Links`]: every call is appended to a log of [`LinkOp`]s,
@@ -267,6 +314,7 @@ fn insert_link(state: &mut FakeState, name: &str, kind: Option<&str>) {
             up: false,
             mac: MacAddr([0x02, 0, i[0], i[1], i[2], i[3]]),
             addrs: Vec::new(),
+            alias: None,
         },
     );
 }
@@ -337,6 +385,7 @@ impl Links for FakeLinks {
     fn delete_link(&self, name: &str) -> Result<()> {
         let mut s = self.record(LinkOp::DeleteLink { name: name.into() })?;
         s.links.remove(name);
+        s.routes.retain(|r| r.dev.as_deref() != Some(name));
         Ok(())
     }
 
@@ -411,6 +460,7 @@ impl Links for FakeLinks {
                 kind: l.kind.clone(),
                 master: l.master.as_ref().and_then(|m| s.links.get(m)).map(|m| m.index),
                 up: l.up,
+                alias: l.alias.clone(),
             })
             .collect())
     }
@@ -450,25 +500,70 @@ impl Links for FakeLinks {
             gateway,
         })?;
         link(&mut s, dev)?;
+        add_fake_route(&mut s, dest, Some(dev), RouteKind::Unicast, gateway);
         Ok(())
     }
 
     fn del_route(&self, dest: IpNet, dev: &str) -> Result<()> {
-        drop(self.record(LinkOp::DelRoute {
+        let mut s = self.record(LinkOp::DelRoute {
             dest,
             dev: dev.into(),
-        })?);
+        })?;
+        let dest = dest.trunc();
+        s.routes
+            .retain(|r| !(r.dest == dest && r.dev.as_deref() == Some(dev)));
         Ok(())
     }
 
     fn add_unreachable_route(&self, dest: IpNet) -> Result<()> {
-        drop(self.record(LinkOp::AddUnreachableRoute { dest })?);
+        let mut s = self.record(LinkOp::AddUnreachableRoute { dest })?;
+        add_fake_route(&mut s, dest, None, RouteKind::Unreachable, None);
         Ok(())
     }
 
     fn del_unreachable_route(&self, dest: IpNet) -> Result<()> {
-        drop(self.record(LinkOp::DelUnreachableRoute { dest })?);
+        let mut s = self.record(LinkOp::DelUnreachableRoute { dest })?;
+        let dest = dest.trunc();
+        s.routes
+            .retain(|r| !(r.dest == dest && r.kind == RouteKind::Unreachable));
         Ok(())
+    }
+
+    fn list_routes(&self) -> Result<Vec<RouteInfo>> {
+        Ok(self.record(LinkOp::ListRoutes)?.routes.clone())
+    }
+
+    fn set_alias(&self, name: &str, alias: &str) -> Result<()> {
+        let mut s = self.record(LinkOp::SetAlias {
+            name: name.into(),
+            alias: alias.into(),
+        })?;
+        link(&mut s, name)?.alias = (!alias.is_empty()).then(|| alias.to_string());
+        Ok(())
+    }
+}
+
+/// Adds a route to the model unless the same one is there (the verbs
+/// succeed if it exists).
+fn add_fake_route(
+    state: &mut FakeState,
+    dest: IpNet,
+    dev: Option<&str>,
+    kind: RouteKind,
+    gateway: Option<IpAddr>,
+) {
+    let route = RouteInfo {
+        dest: dest.trunc(),
+        dev: dev.map(str::to_string),
+        kind,
+        gateway,
+    };
+    if !state
+        .routes
+        .iter()
+        .any(|r| r.dest == route.dest && r.dev == route.dev)
+    {
+        state.routes.push(route);
     }
 }
 

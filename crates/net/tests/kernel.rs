@@ -601,3 +601,102 @@ fn routed_port_masquerade_and_antispoof() {
         assert!(!tcp_works(&container, &outside, Duration::from_secs(2)), "no NAT");
     });
 }
+
+/// How the benchmark opens a container's kernel.
+#[derive(Clone, Copy, Debug)]
+enum Opening {
+    /// As `celld` did before `ContainerNet`: the file, a netlink socket
+    /// made on a thread in the namespace, a thread per sysctl write.
+    ThreeOpens,
+    /// [`cell_net::ContainerNet`].
+    Once,
+}
+
+/// Microseconds of one attach (opening the container's kernel included)
+/// and of its detach, of one container on a v4-only bridge network (so
+/// the container side gets a sysctl write too).
+fn attach_cycle_us(
+    k: cell_net::HostKernel<'_>,
+    network: &Network,
+    container: &NamedNetns,
+    ep: &Endpoint,
+    opening: Opening,
+) -> (u128, u128) {
+    use cell_core::model::NetworkDriver;
+    use cell_net::driver;
+    let started = std::time::Instant::now();
+    match opening {
+        Opening::ThreeOpens => {
+            let ns = container.fd();
+            let links = NetlinkLinks::in_netns(&container.0).unwrap();
+            let sysctl = cell_net::NetnsSysctl::new(&container.0);
+            let c = cell_net::ContainerKernel {
+                links: &links,
+                sysctl: &sysctl,
+                netns_fd: ns.as_raw_fd(),
+            };
+            driver::attach(k, c, network, ep, NetworkDriver::Vnet).unwrap();
+        }
+        Opening::Once => {
+            let inside = cell_net::ContainerNet::open(&container.0).unwrap();
+            driver::attach(k, inside.kernel(), network, ep, NetworkDriver::Vnet).unwrap();
+        }
+    }
+    let attach_us = started.elapsed().as_micros();
+    let started = std::time::Instant::now();
+    driver::detach(k, None, network, ep).unwrap();
+    (attach_us, started.elapsed().as_micros())
+}
+
+fn median(mut v: Vec<u128>) -> u128 {
+    v.sort_unstable();
+    v[v.len() / 2]
+}
+
+/// Not a timed test: prints what an attach costs each way (run with
+/// `--nocapture`), and checks that hundreds of cycles leave nothing.
+#[test]
+fn attach_cost() {
+    in_fresh_netns("attach_cost", || {
+        let nft = Nft::new().unwrap();
+        nft.apply(&ruleset::base_ruleset()).unwrap();
+        let mut network = test_network();
+        network.subnet6 = None;
+        network.gateway6 = None;
+        let host = NetlinkLinks::new().unwrap();
+        let k = cell_net::HostKernel {
+            links: &host,
+            firewall: &nft,
+            sysctl: &cell_net::ProcSysctl,
+        };
+        cell_net::driver::setup_network(k, &network).unwrap();
+        let container = NamedNetns::new("cost");
+        let rounds = 150;
+        let mut times = [(Vec::new(), Vec::new()), (Vec::new(), Vec::new())];
+        for round in 0..rounds {
+            let ep = test_endpoint((round % 9) as u8 + 1);
+            for (i, opening) in [Opening::ThreeOpens, Opening::Once].into_iter().enumerate() {
+                let (attach, detach) = attach_cycle_us(k, &network, &container, &ep, opening);
+                times[i].0.push(attach);
+                times[i].1.push(detach);
+            }
+        }
+        for (i, opening) in [Opening::ThreeOpens, Opening::Once].into_iter().enumerate() {
+            let (attach, detach) = times[i].clone();
+            eprintln!(
+                "{opening:?}: attach median {} us, detach median {} us ({rounds} rounds)",
+                median(attach),
+                median(detach)
+            );
+        }
+        // Nothing is left of the attaches but the bridge.
+        let left: Vec<_> = host
+            .list_links()
+            .unwrap()
+            .into_iter()
+            .filter(|l| l.name.starts_with("cv"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        assert!(host.link_index("cbr0").unwrap().is_some());
+    });
+}
