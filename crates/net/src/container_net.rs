@@ -76,12 +76,15 @@ impl ContainerNet {
 
 type Write = (String, String);
 
+/// The writes to the thread and its answers, one at a time.
+type Channel = (Sender<Write>, Receiver<Result<()>>);
+
 /// Sysctls of the container, written by the one thread that entered its
 /// namespace.
 #[derive(Debug)]
 struct InsideSysctl {
     path: PathBuf,
-    channel: Mutex<Option<(Sender<Write>, Receiver<Result<()>>)>>,
+    channel: Mutex<Option<Channel>>,
     worker: Option<JoinHandle<()>>,
 }
 

@@ -380,3 +380,44 @@ fn chain(error: &dyn std::error::Error) -> String {
 
 /// The result type of the crate.
 pub type Result<T, E = NetError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_flatten_and_read_as_one_line() {
+        let mut inner = NetErrors::default();
+        inner.push(NetError::LinkNotFound { name: "a".into() });
+        inner.push(NetError::DeleteLink {
+            name: "b".into(),
+            source: NetlinkError::Kernel { errno: libc::EBUSY },
+        });
+        let mut outer = NetErrors::default();
+        outer.push(NetError::Several(inner));
+        outer.push(NetError::Injected { call: 3 });
+        assert_eq!(outer.0.len(), 3);
+        assert_eq!(
+            outer.to_string(),
+            "3 errors: link a not found; failed to delete link b: Device or resource busy (os error 16); \
+             injected failure of call 3"
+        );
+        assert!(NetErrors::default().into_result().is_ok());
+        let mut one = NetErrors::default();
+        one.push(NetError::Injected { call: 1 });
+        assert!(matches!(one.into_result(), Err(NetError::Injected { call: 1 })));
+    }
+
+    #[test]
+    fn an_undo_report_answers_for_the_original_error() {
+        let err = NetError::Undo {
+            error: Box::new(NetError::LinkNotFound { name: "x".into() }),
+            undo: NetErrors(vec![NetError::Injected { call: 2 }]),
+        };
+        assert!(err.is_not_found());
+        assert_eq!(
+            err.to_string(),
+            "link x not found; undoing it failed too: injected failure of call 2"
+        );
+    }
+}

@@ -627,4 +627,49 @@ mod tests {
         links.set_up("cell0").unwrap();
         assert_eq!(links.ops().len(), 3);
     }
+
+    #[test]
+    fn models_routes_and_aliases() {
+        let links = FakeLinks::new();
+        links.create_bridge("cell0").unwrap();
+        links.set_alias("cell0", "cell:0123456789ab").unwrap();
+        let dest: IpNet = "10.1.0.0/24".parse().unwrap();
+        links.add_unreachable_route(dest).unwrap();
+        links
+            .add_route("10.1.0.2/32".parse().unwrap(), "cell0", None)
+            .unwrap();
+        links
+            .add_route("10.1.0.2/32".parse().unwrap(), "cell0", None)
+            .unwrap();
+        let routes = links.list_routes().unwrap();
+        assert_eq!(
+            routes,
+            vec![
+                RouteInfo {
+                    dest,
+                    dev: None,
+                    kind: RouteKind::Unreachable,
+                    gateway: None
+                },
+                RouteInfo {
+                    dest: "10.1.0.2/32".parse().unwrap(),
+                    dev: Some("cell0".into()),
+                    kind: RouteKind::Unicast,
+                    gateway: None
+                },
+            ]
+        );
+        let bridge = links
+            .list_links()
+            .unwrap()
+            .into_iter()
+            .find(|l| l.name == "cell0")
+            .unwrap();
+        assert_eq!(bridge.alias.as_deref(), Some("cell:0123456789ab"));
+        // Routes via a link go with it; the unreachable one stays.
+        links.delete_link("cell0").unwrap();
+        assert_eq!(links.list_routes().unwrap().len(), 1);
+        links.del_unreachable_route(dest).unwrap();
+        assert!(links.list_routes().unwrap().is_empty());
+    }
 }

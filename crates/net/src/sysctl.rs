@@ -60,10 +60,12 @@ impl Sysctl for NetnsSysctl {
     }
 }
 
-/// A recording [`Sysctl`] for plan tests.
+/// A recording [`Sysctl`] for plan tests, which can be told to fail the
+/// `n`th call.
 #[derive(Debug, Default)]
 pub struct FakeSysctl {
     writes: Mutex<Vec<(String, String)>>,
+    calls: Mutex<(usize, Option<usize>)>,
 }
 
 impl FakeSysctl {
@@ -71,10 +73,23 @@ impl FakeSysctl {
     pub fn writes(&self) -> Vec<(String, String)> {
         self.writes.lock().unwrap().clone()
     }
+
+    /// Makes the `n`th call from now on (1-based) fail with
+    /// [`NetError::Injected`]; the failed write is not recorded.
+    pub fn fail_call(&self, n: usize) {
+        let mut calls = self.calls.lock().unwrap();
+        calls.1 = Some(calls.0 + n);
+    }
 }
 
 impl Sysctl for FakeSysctl {
     fn set(&self, key: &str, value: &str) -> Result<()> {
+        let mut calls = self.calls.lock().unwrap();
+        calls.0 += 1;
+        if calls.1 == Some(calls.0) {
+            calls.1 = None;
+            return Err(NetError::Injected { call: calls.0 });
+        }
         self.writes
             .lock()
             .unwrap()

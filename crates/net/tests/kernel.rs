@@ -700,3 +700,184 @@ fn attach_cost() {
         assert!(host.link_index("cbr0").unwrap().is_some());
     });
 }
+
+#[test]
+fn routes_and_aliases_are_listed() {
+    in_fresh_netns("routes_and_aliases_are_listed", || {
+        use cell_net::{RouteInfo, RouteKind};
+        let host = NetlinkLinks::new().unwrap();
+        host.create_bridge("cbr0").unwrap();
+        host.set_alias("cbr0", "cell:0123456789ab").unwrap();
+        host.set_up("cbr0").unwrap();
+        host.add_address("cbr0", net("10.77.0.1/24")).unwrap();
+        host.add_unreachable_route(net("10.88.0.0/24")).unwrap();
+        let gw: IpAddr = "10.77.0.254".parse().unwrap();
+        host.add_route(net("0.0.0.0/0"), "cbr0", Some(gw)).unwrap();
+        host.create_bridge("user0").unwrap();
+
+        let links = host.list_links().unwrap();
+        let alias = |name: &str| links.iter().find(|l| l.name == name).unwrap().alias.clone();
+        assert_eq!(alias("cbr0").as_deref(), Some("cell:0123456789ab"));
+        assert_eq!(alias("user0"), None, "a link cell did not mark");
+
+        let routes = host.list_routes().unwrap();
+        assert!(routes.contains(&RouteInfo {
+            dest: net("10.88.0.0/24"),
+            dev: None,
+            kind: RouteKind::Unreachable,
+            gateway: None,
+        }));
+        assert!(routes.contains(&RouteInfo {
+            dest: net("0.0.0.0/0"),
+            dev: Some("cbr0".into()),
+            kind: RouteKind::Unicast,
+            gateway: Some(gw),
+        }));
+        // The kernel's own prefix route of the address, main table only
+        // (no local-table routes such as 10.77.0.1/32).
+        assert!(
+            routes
+                .iter()
+                .any(|r| r.dest == net("10.77.0.0/24") && r.dev.as_deref() == Some("cbr0"))
+        );
+        assert!(
+            !routes.iter().any(|r| r.dest == net("10.77.0.1/32")),
+            "{routes:?}"
+        );
+
+        // An empty alias removes the mark.
+        host.set_alias("cbr0", "").unwrap();
+        let links = host.list_links().unwrap();
+        assert_eq!(links.iter().find(|l| l.name == "cbr0").unwrap().alias, None);
+    });
+}
+
+#[test]
+fn a_link_replaced_behind_the_cache_is_found_again() {
+    in_fresh_netns("a_link_replaced_behind_the_cache_is_found_again", || {
+        let cell = NetlinkLinks::new().unwrap();
+        let someone_else = NetlinkLinks::new().unwrap();
+        cell.create_bridge("cbr0").unwrap();
+        cell.set_up("cbr0").unwrap();
+        let first = cell.link_index("cbr0").unwrap().unwrap();
+        // Deleted and made again by another socket: the cached index is
+        // stale, the name is the same.
+        someone_else.delete_link("cbr0").unwrap();
+        someone_else.create_bridge("cbr0").unwrap();
+        let second = someone_else.link_index("cbr0").unwrap().unwrap();
+        assert_ne!(first, second);
+        cell.add_address("cbr0", net("10.77.0.1/24")).unwrap();
+        assert_eq!(
+            someone_else.list_addresses("cbr0").unwrap(),
+            vec![net("10.77.0.1/24")]
+        );
+        // Deleted behind the cache and not made again: a verb names it.
+        someone_else.delete_link("cbr0").unwrap();
+        let err = cell.set_up("cbr0").unwrap_err();
+        assert!(err.is_not_found() && err.to_string().contains("cbr0"), "{err}");
+        cell.delete_link("cbr0").unwrap();
+    });
+}
+
+#[test]
+fn container_net_opens_once_and_writes_sysctls_inside() {
+    in_fresh_netns("container_net_opens_once_and_writes_sysctls_inside", || {
+        use cell_net::{ContainerNet, Sysctl};
+        let container = NamedNetns::new("cnet");
+        let host = NetlinkLinks::new().unwrap();
+        let inside = ContainerNet::open(&container.0).unwrap();
+        let k = inside.kernel();
+        host.create_veth_pair("vh0", "eth0", Some(k.netns_fd)).unwrap();
+        // The sysctl of eth0 exists only inside: writing it from the host's
+        // namespace would fail.
+        k.sysctl.set("net/ipv6/conf/eth0/disable_ipv6", "1").unwrap();
+        assert!(
+            cell_net::ProcSysctl
+                .set("net/ipv6/conf/eth0/disable_ipv6", "1")
+                .is_err()
+        );
+        let read = in_netns(&container.0, || {
+            std::fs::read_to_string("/proc/sys/net/ipv6/conf/eth0/disable_ipv6").unwrap()
+        })
+        .unwrap();
+        assert_eq!(read.trim(), "1");
+        k.links.set_up("eth0").unwrap();
+        assert!(
+            k.links
+                .list_links()
+                .unwrap()
+                .iter()
+                .any(|l| l.name == "eth0" && l.up)
+        );
+        // A bad key is an error naming it, not a hang.
+        let err = k.sysctl.set("net/ipv4/conf/nothere/forwarding", "1").unwrap_err();
+        assert!(err.to_string().contains("nothere"), "{err}");
+        drop(inside);
+
+        let missing = std::env::temp_dir().join("cell-net-test-no-such-netns");
+        let err = ContainerNet::open(&missing).unwrap_err();
+        assert!(err.to_string().contains("cell-net-test-no-such-netns"), "{err}");
+    });
+}
+
+#[test]
+fn loopback_plans_applied_and_torn_down() {
+    in_fresh_netns("loopback_plans_applied_and_torn_down", || {
+        use cell_core::model::NetworkDriver;
+        use cell_net::{ContainerNet, RouteKind, driver};
+        let nft = Nft::new().unwrap();
+        nft.apply(&ruleset::base_ruleset()).unwrap();
+        let host = NetlinkLinks::new().unwrap();
+        let k = cell_net::HostKernel {
+            links: &host,
+            firewall: &nft,
+            sysctl: &cell_net::ProcSysctl,
+        };
+        let mut network = test_network();
+        network.net_type = NetworkType::Loopback;
+        network.gateway = None;
+        network.gateway6 = None;
+        network.interface = "lo0".into();
+        driver::setup_network(k, &network).unwrap();
+        let container = NamedNetns::new("lo-plan");
+        let ep = test_endpoint(1);
+        let inside = ContainerNet::open(&container.0).unwrap();
+        driver::attach(k, inside.kernel(), &network, &ep, NetworkDriver::Ipnet).unwrap();
+        let host_if = driver::host_ifname(&ep.id);
+        let routes = host.list_routes().unwrap();
+        for dest in ["10.77.0.2/32", "fd77::2/128"] {
+            assert!(
+                routes
+                    .iter()
+                    .any(|r| r.dest == net(dest) && r.dev.as_deref() == Some(host_if.as_str())),
+                "{dest}: {routes:?}"
+            );
+        }
+        assert!(
+            routes
+                .iter()
+                .any(|r| r.dest == net("10.77.0.0/24") && r.kind == RouteKind::Unreachable)
+        );
+        let marked = host.list_links().unwrap();
+        let veth = marked.iter().find(|l| l.name == host_if).unwrap();
+        assert_eq!(veth.alias, Some(driver::link_alias(&ep.id)));
+        let inner = inside.links().list_routes().unwrap();
+        assert!(
+            inner
+                .iter()
+                .any(|r| r.dest == net("0.0.0.0/0") && r.dev.as_deref() == Some("lo0"))
+        );
+
+        driver::detach(k, None, &network, &ep).unwrap();
+        driver::teardown_network(k, &network).unwrap();
+        let routes = host.list_routes().unwrap();
+        assert!(
+            !routes.iter().any(|r| r.dest == net("10.77.0.0/24")),
+            "{routes:?}"
+        );
+        assert!(host.link_index(&host_if).unwrap().is_none());
+        // Teardown again: all absent, all fine.
+        driver::detach(k, None, &network, &ep).unwrap();
+        driver::teardown_network(k, &network).unwrap();
+    });
+}
