@@ -28,7 +28,7 @@
 
 use crate::container_driver::{Addressing, ContainerDriver, container_driver};
 use crate::error::{NetError, Result};
-use crate::links::{Links, check_link_name};
+use crate::links::{LinkInfo, Links, check_link_name};
 use crate::mac::MacAddr;
 use crate::nft::Firewall;
 use crate::plan::{self, Op, Plan};
@@ -97,6 +97,23 @@ pub fn link_alias(id: &str) -> String {
 /// cell's marks.
 pub fn alias_owner(alias: &str) -> Option<&str> {
     alias.strip_prefix(LINK_ALIAS_PREFIX).filter(|id| !id.is_empty())
+}
+
+/// The names of the links cell marked ([`link_alias`]) whose owner is not
+/// in `wanted`, the ids of the networks (bridges) and endpoints (host ends
+/// of veths) the store names: what reconciliation may delete. Links without cell's mark are never named, whatever they are
+/// called.
+pub fn unwanted_marked_links(links: &[LinkInfo], wanted: &HashSet<String>) -> Vec<String> {
+    links
+        .iter()
+        .filter(|l| {
+            l.alias
+                .as_deref()
+                .and_then(alias_owner)
+                .is_some_and(|owner| !wanted.contains(owner))
+        })
+        .map(|l| l.name.clone())
+        .collect()
 }
 
 /// Whether containers on networks of this type get a veth (and so a host
@@ -1360,6 +1377,30 @@ mod tests {
             BridgeDriver.validate(&long),
             Err(NetError::InvalidLinkName { .. })
         ));
+    }
+
+    #[test]
+    fn only_marked_links_of_unknown_owners_are_unwanted() {
+        let links = FakeLinks::new();
+        links.insert("cvaabbccddeeff", Some("veth"));
+        links.insert("cv0123456789ab", Some("veth"));
+        links.insert("cvffffffffffff", Some("veth"));
+        links.insert("cell0", Some("bridge"));
+        links.set_alias("cvaabbccddeeff", "cell:aabbccddeeff").unwrap();
+        links.set_alias("cv0123456789ab", "cell:0123456789ab").unwrap();
+        links.set_alias("cell0", "cell:0123456789ab").unwrap();
+        // Named like one of cell's veths, but not marked: a user's.
+        links.set_alias("cvffffffffffff", "mine").unwrap();
+        let wanted = HashSet::from(["0123456789ab".to_string()]);
+        let all = links.list_links().unwrap();
+        assert_eq!(
+            unwanted_marked_links(&all, &wanted),
+            vec!["cvaabbccddeeff".to_string()]
+        );
+        // Positive control: with nothing wanted, every marked link goes.
+        let mut none = unwanted_marked_links(&all, &HashSet::new());
+        none.sort();
+        assert_eq!(none, vec!["cell0", "cv0123456789ab", "cvaabbccddeeff"]);
     }
 
     #[test]

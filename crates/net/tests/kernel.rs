@@ -612,16 +612,16 @@ enum Opening {
     Once,
 }
 
-/// Microseconds of one attach (opening the container's kernel included)
-/// and of its detach, of one container on a v4-only bridge network (so
-/// the container side gets a sysctl write too).
-fn attach_cycle_us(
+/// Microseconds of one attach, opening the container's kernel included,
+/// of one container on a v4-only bridge network (so the container side
+/// gets a sysctl write too).
+fn attach_us(
     k: cell_net::HostKernel<'_>,
     network: &Network,
     container: &NamedNetns,
     ep: &Endpoint,
     opening: Opening,
-) -> (u128, u128) {
+) -> u128 {
     use cell_core::model::NetworkDriver;
     use cell_net::driver;
     let started = std::time::Instant::now();
@@ -642,10 +642,7 @@ fn attach_cycle_us(
             driver::attach(k, inside.kernel(), network, ep, NetworkDriver::Vnet).unwrap();
         }
     }
-    let attach_us = started.elapsed().as_micros();
-    let started = std::time::Instant::now();
-    driver::detach(k, None, network, ep).unwrap();
-    (attach_us, started.elapsed().as_micros())
+    started.elapsed().as_micros()
 }
 
 fn median(mut v: Vec<u128>) -> u128 {
@@ -670,25 +667,34 @@ fn attach_cost() {
             sysctl: &cell_net::ProcSysctl,
         };
         cell_net::driver::setup_network(k, &network).unwrap();
-        let container = NamedNetns::new("cost");
-        let rounds = 150;
-        let mut times = [(Vec::new(), Vec::new()), (Vec::new(), Vec::new())];
+        let containers: Vec<NamedNetns> = (1..=8).map(|i| NamedNetns::new(&format!("cost{i}"))).collect();
+        // Each round attaches eight endpoints, alternating the two ways,
+        // then detaches them all: a veth's deletion leaves the kernel busy
+        // for a while, which would slow whichever attach came right after.
+        let rounds = 10;
+        let mut times = [Vec::new(), Vec::new()];
+        let mut detach_us = Vec::new();
+        let ways = [Opening::ThreeOpens, Opening::Once];
         for round in 0..rounds {
-            let ep = test_endpoint((round % 9) as u8 + 1);
-            for (i, opening) in [Opening::ThreeOpens, Opening::Once].into_iter().enumerate() {
-                let (attach, detach) = attach_cycle_us(k, &network, &container, &ep, opening);
-                times[i].0.push(attach);
-                times[i].1.push(detach);
+            let endpoints: Vec<Endpoint> = (1..=8).map(test_endpoint).collect();
+            for (i, (ep, container)) in endpoints.iter().zip(&containers).enumerate() {
+                let way = (i + round) % 2;
+                times[way].push(attach_us(k, &network, container, ep, ways[way]));
+            }
+            for ep in &endpoints {
+                let started = std::time::Instant::now();
+                cell_net::driver::detach(k, None, &network, ep).unwrap();
+                detach_us.push(started.elapsed().as_micros());
             }
         }
-        for (i, opening) in [Opening::ThreeOpens, Opening::Once].into_iter().enumerate() {
-            let (attach, detach) = times[i].clone();
+        for (way, times) in ways.iter().zip(times) {
             eprintln!(
-                "{opening:?}: attach median {} us, detach median {} us ({rounds} rounds)",
-                median(attach),
-                median(detach)
+                "{way:?}: attach median {} us ({} attaches)",
+                median(times),
+                rounds * 4
             );
         }
+        eprintln!("detach median {} us", median(detach_us));
         // Nothing is left of the attaches but the bridge.
         let left: Vec<_> = host
             .list_links()
