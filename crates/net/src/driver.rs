@@ -639,7 +639,9 @@ pub fn attach(
     driver: NetworkDriver,
 ) -> Result<()> {
     let plan = network_driver(net.net_type).plan_attach(net, ep, container_driver(driver))?;
-    plan::apply(&plan, k, Some(c))
+    let (applied, clock) = plan::apply_timed(&plan, k, Some(c));
+    tracing::debug!(endpoint = %ep.id, network = %net.name, steps = %clock.attach_summary(), "attach");
+    applied
 }
 
 /// Detaches an endpoint: its firewall elements and its links (with their

@@ -228,28 +228,38 @@ impl<'a> Inside<'a> {
 /// the plan has steps in (or creating links into) the container's
 /// namespace; without it such a plan fails before any step.
 pub fn apply(plan: &Plan, host: HostKernel<'_>, container: Option<ContainerKernel<'_>>) -> Result<()> {
+    apply_timed(plan, host, container).0
+}
+
+/// [`apply`], with the time each step took.
+pub(crate) fn apply_timed(
+    plan: &Plan,
+    host: HostKernel<'_>,
+    container: Option<ContainerKernel<'_>>,
+) -> (Result<()>, StepClock) {
+    let mut clock = StepClock::new();
     let inside = Inside::of(container);
     if inside.links.is_none() && plan.steps.iter().any(needs_container) {
-        return Err(NetError::NoContainer);
+        return (Err(NetError::NoContainer), clock);
     }
-    let mut clock = StepClock::new();
     for (done, step) in plan.steps.iter().enumerate() {
         let applied = run(step, host, inside);
         clock.lap(step);
         if let Err(error) = applied {
             tracing::debug!(steps = %clock, "plan failed at step {}", done + 1);
             let undo = undo(&plan.steps[..done], host, inside);
-            return Err(match undo.is_empty() {
+            let error = match undo.is_empty() {
                 true => error,
                 false => NetError::Undo {
                     error: Box::new(error),
                     undo,
                 },
-            });
+            };
+            return (Err(error), clock);
         }
     }
     tracing::debug!(steps = %clock, "plan applied");
-    Ok(())
+    (Ok(()), clock)
 }
 
 /// Applies a teardown `plan`: every step runs whatever failed before it,
@@ -364,9 +374,9 @@ fn firewall(host: HostKernel<'_>, commands: Vec<serde_json::Value>) -> Result<()
 }
 
 /// Microseconds per step of a plan, for debug logs (`CELL_LOG=debug`).
-struct StepClock {
+pub(crate) struct StepClock {
     last: std::time::Instant,
-    laps: Vec<(&'static str, u128)>,
+    laps: Vec<(Place, &'static str, u128)>,
 }
 
 impl StepClock {
@@ -379,16 +389,34 @@ impl StepClock {
 
     fn lap(&mut self, step: &Step) {
         let now = std::time::Instant::now();
-        self.laps.push((op_name(&step.op), (now - self.last).as_micros()));
+        self.laps
+            .push((step.place, op_name(&step.op), (now - self.last).as_micros()));
         self.last = now;
+    }
+
+    /// The time of an attach in the four parts `scripts/bench-attach.sh`
+    /// reads: `firewall=..us create=..us host=..us inside=..us`.
+    pub(crate) fn attach_summary(&self) -> String {
+        let mut parts = [("firewall", 0), ("create", 0), ("host", 0), ("inside", 0)];
+        for (place, name, us) in &self.laps {
+            let part = match (place, *name) {
+                (_, "add_elements" | "delete_elements") => 0,
+                (_, "create_veth" | "create_macvlan") => 1,
+                (Place::Host, _) => 2,
+                (Place::Container, _) => 3,
+            };
+            parts[part].1 += us;
+        }
+        let text: Vec<String> = parts.iter().map(|(name, us)| format!("{name}={us}us")).collect();
+        text.join(" ")
     }
 }
 
 impl std::fmt::Display for StepClock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let total: u128 = self.laps.iter().map(|(_, us)| us).sum();
+        let total: u128 = self.laps.iter().map(|(_, _, us)| us).sum();
         write!(f, "total={total}us")?;
-        for (step, us) in &self.laps {
+        for (_, step, us) in &self.laps {
             write!(f, " {step}={us}us")?;
         }
         Ok(())
@@ -412,5 +440,63 @@ fn op_name(op: &Op) -> &'static str {
         Op::AddElements(_) => "add_elements",
         Op::DeleteElements(_) => "delete_elements",
         Op::DeleteLink { .. } => "delete_link",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::HostKernel;
+    use crate::links::FakeLinks;
+    use crate::nft::FakeFirewall;
+    use crate::sysctl::FakeSysctl;
+
+    #[test]
+    fn the_attach_summary_has_the_four_parts_the_benchmark_reads() {
+        let links = FakeLinks::new();
+        let (firewall, sysctl) = (FakeFirewall::new(), FakeSysctl::default());
+        let host = HostKernel {
+            links: &links,
+            firewall: &firewall,
+            sysctl: &sysctl,
+        };
+        let mut plan = Plan::new();
+        plan.host(Op::CreateBridge { name: "b0".into() })
+            .host(Op::SetUp { name: "b0".into() });
+        let (applied, clock) = apply_timed(&plan, host, None);
+        applied.unwrap();
+        let summary = clock.attach_summary();
+        let keys: Vec<&str> = summary.split(' ').map(|p| p.split('=').next().unwrap()).collect();
+        assert_eq!(keys, ["firewall", "create", "host", "inside"], "{summary}");
+        assert!(clock.to_string().starts_with("total="), "{clock}");
+    }
+
+    #[test]
+    fn an_undo_deletes_what_the_plan_made_in_reverse_order() {
+        let links = FakeLinks::new();
+        let (firewall, sysctl) = (FakeFirewall::new(), FakeSysctl::default());
+        let host = HostKernel {
+            links: &links,
+            firewall: &firewall,
+            sysctl: &sysctl,
+        };
+        let dest: IpNet = "10.9.0.0/24".parse().unwrap();
+        let mut plan = Plan::new();
+        plan.host(Op::CreateBridge { name: "b0".into() })
+            .host(Op::AddUnreachableRoute { dest })
+            .host(Op::SetUp {
+                name: "nothere".into(),
+            });
+        let err = apply(&plan, host, None).unwrap_err();
+        assert!(err.is_not_found(), "{err}");
+        let ops = links.ops();
+        use crate::links::LinkOp;
+        assert_eq!(
+            ops[ops.len() - 2..],
+            [
+                LinkOp::DelUnreachableRoute { dest },
+                LinkOp::DeleteLink { name: "b0".into() }
+            ]
+        );
     }
 }
