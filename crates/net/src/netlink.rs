@@ -208,10 +208,6 @@ impl NetlinkLinks {
         Ok((index, false))
     }
 
-    fn index_of(&self, name: &str) -> Result<u32> {
-        self.lookup(name).map(|(index, _)| index)
-    }
-
     /// Sends what `send` builds from the indexes of `names`. If a cached
     /// index may be stale (the kernel refused, other than "exists"), the
     /// names are looked up afresh and the request is sent once more.
@@ -267,18 +263,18 @@ impl NetlinkLinks {
         })
     }
 
-    /// Creates a link; the kernel's echo of it fills the index cache.
+    /// Creates a link in this socket's namespace; the kernel's echo of it
+    /// fills the index cache.
     fn new_link(&self, kind: &'static str, name: &str, msg: LinkMessage) -> Result<()> {
         let answers = self
-            .request(
-                RouteNetlinkMessage::NewLink(msg),
-                NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO,
-            )
-            .map_err(|source| NetError::CreateLink {
-                kind,
-                name: name.to_string(),
-                source,
-            })?;
+            .send_new_link(msg)
+            .map_err(|source| create_error(kind, name, source))?;
+        self.remember_created(name, answers);
+        Ok(())
+    }
+
+    /// Caches the index of `name` from the kernel's echo of its creation.
+    fn remember_created(&self, name: &str, answers: Vec<RouteNetlinkMessage>) {
         for answer in answers {
             if let RouteNetlinkMessage::NewLink(link) = answer {
                 let is_it = link
@@ -290,7 +286,13 @@ impl NetlinkLinks {
                 }
             }
         }
-        Ok(())
+    }
+
+    fn send_new_link(&self, msg: LinkMessage) -> std::result::Result<Vec<RouteNetlinkMessage>, NetlinkError> {
+        self.request(
+            RouteNetlinkMessage::NewLink(msg),
+            NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO,
+        )
     }
 
     fn address_message(index: u32, addr: IpNet) -> AddressMessage {
@@ -364,20 +366,32 @@ impl Links for NetlinkLinks {
 
     fn create_macvlan(&self, name: &str, parent: &str, netns_fd: Option<RawFd>) -> Result<()> {
         check_link_name(name)?;
-        // The parent index is resolved in this socket's namespace even when
-        // the child is created in another one, which is what we want.
-        let parent_index = self.index_of(parent)?;
-        let mut msg = LinkMessage::default();
-        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
-        msg.attributes.push(LinkAttribute::Link(parent_index));
-        if let Some(fd) = netns_fd {
-            msg.attributes.push(LinkAttribute::NetNsFd(fd));
+        let message = |parent_index| {
+            let mut msg = LinkMessage::default();
+            msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+            msg.attributes.push(LinkAttribute::Link(parent_index));
+            if let Some(fd) = netns_fd {
+                msg.attributes.push(LinkAttribute::NetNsFd(fd));
+            }
+            msg.attributes.push(LinkAttribute::LinkInfo(vec![
+                NlLinkInfo::Kind(InfoKind::MacVlan),
+                NlLinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(MacVlanMode::Bridge)])),
+            ]));
+            msg
+        };
+        // The parent index is resolved in this socket's namespace even
+        // when the child is made in another one, which is what we want.
+        let answers = self
+            .with_indexes([parent], |[parent_index]| {
+                self.send_new_link(message(parent_index))
+            })?
+            .map_err(|source| create_error("macvlan", name, source))?;
+        // A child made in another namespace has its name and index there
+        // (it may even carry the parent's name): not for this cache.
+        if netns_fd.is_none() {
+            self.remember_created(name, answers);
         }
-        msg.attributes.push(LinkAttribute::LinkInfo(vec![
-            NlLinkInfo::Kind(InfoKind::MacVlan),
-            NlLinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(MacVlanMode::Bridge)])),
-        ]));
-        self.new_link("macvlan", name, msg)
+        Ok(())
     }
 
     fn delete_link(&self, name: &str) -> Result<()> {
@@ -668,6 +682,14 @@ impl NetlinkLinks {
 }
 
 type Sent = std::result::Result<Vec<RouteNetlinkMessage>, NetlinkError>;
+
+fn create_error(kind: &'static str, name: &str, source: NetlinkError) -> NetError {
+    NetError::CreateLink {
+        kind,
+        name: name.to_string(),
+        source,
+    }
+}
 
 /// The outcome of adding a route: one that exists already is the wanted
 /// state.

@@ -248,6 +248,16 @@ fn macvlan_child_of_veth_into_netns() {
                 .unwrap_err()
                 .is_not_found()
         );
+        // A child carrying its parent's name inside (as custom networks
+        // do) leaves the host's verbs on the parent: the child's index is
+        // not taken for the parent's.
+        let ns2 = NamedNetns::new("mv2");
+        host.create_macvlan("up0", "up0", Some(ns2.fd().as_raw_fd()))
+            .unwrap();
+        host.add_address("up0", net("192.0.2.1/24")).unwrap();
+        assert_eq!(host.list_addresses("up0").unwrap(), vec![net("192.0.2.1/24")]);
+        let inner2 = NetlinkLinks::in_netns(&ns2.0).unwrap();
+        assert!(inner2.list_addresses("up0").unwrap().is_empty());
     });
 }
 
