@@ -3,12 +3,12 @@
 //! them instead of testing for the absent cases (as netavark's `fwnone`
 //! firewall driver does for "no firewall").
 //!
-//! | driver     | own netns | at start     | joins                 | ports | `CAP_NET_ADMIN` |
-//! |------------|-----------|--------------|-----------------------|-------|-----------------|
-//! | `host`     | no        | nothing      | nothing               | no    | no              |
-//! | `disabled` | yes       | `lo` up      | nothing               | no    | no              |
-//! | `ipnet`    | yes       | `lo` up      | loopback, bridge, custom | yes | no             |
-//! | `vnet`     | yes       | `lo` up      | bridge                | yes   | yes             |
+//! | driver     | own netns | at start | joins                    | ports | `CAP_NET_ADMIN` |
+//! |------------|-----------|----------|--------------------------|-------|-----------------|
+//! | `host`     | no        | nothing  | nothing                  | no    | no              |
+//! | `disabled` | yes       | `lo` up  | nothing                  | no    | no              |
+//! | `ipnet`    | yes       | `lo` up  | loopback, bridge, custom | yes   | no              |
+//! | `vnet`     | yes       | `lo` up  | bridge                   | yes   | yes             |
 //!
 //! A network-type driver ([`crate::driver::NetworkTypeDriver`]) asks the
 //! container driver how to address the container ([`Addressing`]).

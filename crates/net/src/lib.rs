@@ -15,7 +15,7 @@
 //!   elements each network and endpoint needs.
 //! - [`driver`]: one [`NetworkTypeDriver`] per network type (loopback,
 //!   bridge, custom), which validates a network and *plans* its setup and
-//!   teardown and an endpoint's attach and detach; [`container_driver`]:
+//!   teardown and an endpoint's attach and detach; [`mod@container_driver`]:
 //!   one [`ContainerDriver`] per way a container is networked (`host`,
 //!   `disabled`, `ipnet`, `vnet`).
 //! - [`plan`]: a [`Plan`] is data (steps tagged host or container);

@@ -1,6 +1,6 @@
 //! [`NetlinkLinks`]: the real [`Links`], a synchronous rtnetlink client.
 //!
-//! Every verb goes through one request path ([`NetlinkLinks::request`]):
+//! Every verb goes through one request path (`NetlinkLinks::request`):
 //! it stamps a sequence number, sends, and reads answers until the kernel's
 //! ACK, `NLMSG_DONE` or `NLMSG_ERROR` for that sequence number, skipping
 //! anything else. A kernel error becomes [`NetlinkError::Kernel`] with its

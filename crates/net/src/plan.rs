@@ -10,7 +10,7 @@
 //! would render the same plans.
 //!
 //! Two functions apply a plan through the kernel traits ([`Links`],
-//! [`Firewall`], [`Sysctl`]):
+//! [`crate::Firewall`], [`Sysctl`]):
 //!
 //! - [`apply`] runs the steps in order and stops at the first failure;
 //!   it then undoes the steps already done, in reverse order, and returns
