@@ -47,8 +47,9 @@ use std::os::fd::RawFd;
 use std::path::Path;
 use std::sync::Mutex;
 
-/// How many link names the index cache holds before it starts over.
-pub const INDEX_CACHE_LIMIT: usize = 1024;
+/// How many link names the index cache holds before it starts over: more
+/// than the host ends and bridges of the 1,000 containers a bridge can hold.
+pub const INDEX_CACHE_LIMIT: usize = 4096;
 
 struct Conn {
     socket: Socket,
