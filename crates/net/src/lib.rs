@@ -81,11 +81,14 @@ mod test_fixtures;
 pub use container_driver::{Addressing, ContainerDriver, container_driver};
 pub use container_net::ContainerNet;
 pub use driver::{ContainerKernel, HostFacts, HostKernel, NetworkTypeDriver, network_driver};
-pub use error::{NetError, NetErrors, NetlinkError, Result};
-pub use links::{FakeLinks, LinkInfo, LinkOp, Links, RouteInfo, RouteKind};
+pub use error::{NetError, NetlinkError, Result};
+pub use links::{FakeLinks, LinkInfo, LinkOp, Links};
 pub use mac::MacAddr;
 pub use netlink::NetlinkLinks;
 pub use netns::{create_netns, delete_netns, in_netns};
 pub use nft::{FakeFirewall, Firewall, Nft};
 pub use plan::{Op, Place, Plan, Step};
 pub use sysctl::{FakeSysctl, NetnsSysctl, ProcSysctl, Sysctl};
+
+pub use error::NetErrors;
+pub use links::{RouteInfo, RouteKind};

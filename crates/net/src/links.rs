@@ -231,8 +231,10 @@ struct FakeState {
     /// not kept, as the kernel would not show them here either.
     links: BTreeMap<String, FakeLink>,
     /// Routes added through the verbs (not the kernel's own prefix and
-    /// local routes); those via a link go when it is deleted.
-    routes: Vec<RouteInfo>,
+    /// local routes), by the index of their device: those via a deleted
+    /// link are not listed, as the kernel drops them with it (indexes are
+    /// never reused here).
+    routes: Vec<(Option<u32>, RouteInfo)>,
 }
 
 #[derive(Debug, Clone)]
@@ -385,7 +387,6 @@ impl Links for FakeLinks {
     fn delete_link(&self, name: &str) -> Result<()> {
         let mut s = self.record(LinkOp::DeleteLink { name: name.into() })?;
         s.links.remove(name);
-        s.routes.retain(|r| r.dev.as_deref() != Some(name));
         Ok(())
     }
 
@@ -499,8 +500,8 @@ impl Links for FakeLinks {
             dev: dev.into(),
             gateway,
         })?;
-        link(&mut s, dev)?;
-        add_fake_route(&mut s, dest, Some(dev), RouteKind::Unicast, gateway);
+        let index = link(&mut s, dev)?.index;
+        add_fake_route(&mut s, dest, Some(index), RouteKind::Unicast, gateway);
         Ok(())
     }
 
@@ -510,8 +511,10 @@ impl Links for FakeLinks {
             dev: dev.into(),
         })?;
         let dest = dest.trunc();
-        s.routes
-            .retain(|r| !(r.dest == dest && r.dev.as_deref() == Some(dev)));
+        if let Some(index) = s.links.get(dev).map(|l| l.index) {
+            s.routes
+                .retain(|(via, r)| !(r.dest == dest && *via == Some(index)));
+        }
         Ok(())
     }
 
@@ -525,12 +528,28 @@ impl Links for FakeLinks {
         let mut s = self.record(LinkOp::DelUnreachableRoute { dest })?;
         let dest = dest.trunc();
         s.routes
-            .retain(|r| !(r.dest == dest && r.kind == RouteKind::Unreachable));
+            .retain(|(_, r)| !(r.dest == dest && r.kind == RouteKind::Unreachable));
         Ok(())
     }
 
     fn list_routes(&self) -> Result<Vec<RouteInfo>> {
-        Ok(self.record(LinkOp::ListRoutes)?.routes.clone())
+        let s = self.record(LinkOp::ListRoutes)?;
+        let name_of = |index: u32| {
+            s.links
+                .iter()
+                .find(|(_, l)| l.index == index)
+                .map(|(name, _)| name)
+        };
+        Ok(s.routes
+            .iter()
+            .filter_map(|(via, route)| match via {
+                None => Some(route.clone()),
+                Some(index) => name_of(*index).map(|name| RouteInfo {
+                    dev: Some(name.clone()),
+                    ..route.clone()
+                }),
+            })
+            .collect())
     }
 
     fn set_alias(&self, name: &str, alias: &str) -> Result<()> {
@@ -548,22 +567,23 @@ impl Links for FakeLinks {
 fn add_fake_route(
     state: &mut FakeState,
     dest: IpNet,
-    dev: Option<&str>,
+    dev_index: Option<u32>,
     kind: RouteKind,
     gateway: Option<IpAddr>,
 ) {
-    let route = RouteInfo {
-        dest: dest.trunc(),
-        dev: dev.map(str::to_string),
-        kind,
-        gateway,
-    };
+    let dest = dest.trunc();
     if !state
         .routes
         .iter()
-        .any(|r| r.dest == route.dest && r.dev == route.dev)
+        .any(|(via, r)| r.dest == dest && *via == dev_index)
     {
-        state.routes.push(route);
+        let route = RouteInfo {
+            dest,
+            dev: None,
+            kind,
+            gateway,
+        };
+        state.routes.push((dev_index, route));
     }
 }
 

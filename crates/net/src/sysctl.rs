@@ -62,11 +62,11 @@ impl Sysctl for NetnsSysctl {
     }
 }
 
-/// A recording [`Sysctl`] for plan tests, which can be told to fail the
-/// `n`th call.
+/// A recording [`Sysctl`] for plan tests.
 #[derive(Debug, Default)]
 pub struct FakeSysctl {
     writes: Mutex<Vec<(String, String)>>,
+    /// Calls made, and the call that is to fail.
     calls: Mutex<(usize, Option<usize>)>,
 }
 
@@ -82,15 +82,22 @@ impl FakeSysctl {
         let mut calls = self.calls.lock().unwrap();
         calls.1 = Some(calls.0 + n);
     }
+
+    /// How many calls were made.
+    pub fn calls(&self) -> usize {
+        self.calls.lock().unwrap().0
+    }
 }
 
 impl Sysctl for FakeSysctl {
     fn set(&self, key: &str, value: &str) -> Result<()> {
-        let mut calls = self.calls.lock().unwrap();
-        calls.0 += 1;
-        if calls.1 == Some(calls.0) {
-            calls.1 = None;
-            return Err(NetError::Injected { call: calls.0 });
+        {
+            let mut calls = self.calls.lock().unwrap();
+            calls.0 += 1;
+            if calls.1 == Some(calls.0) {
+                calls.1 = None;
+                return Err(NetError::Injected { call: calls.0 });
+            }
         }
         self.writes
             .lock()
