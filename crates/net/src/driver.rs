@@ -1,5 +1,5 @@
-//! The drivers: how a network and a container's endpoint on it become
-//! kernel objects, and go away again.
+//! The network-type drivers: how a network and a container's endpoint on
+//! it become kernel objects, and go away again, planned as data.
 //!
 //! | network  | host side                                  | container side |
 //! |----------|--------------------------------------------|----------------|
@@ -7,21 +7,36 @@
 //! | bridge   | the bridge (gateway addresses), veth end `cvID` as its port | vnet: the subnet's mask and a default route to the gateway; ipnet: /32 and an on-link route to the subnet |
 //! | custom   | nothing: the parent interface is the user's | a macvlan child of the parent, /32 and an on-link route to the subnet |
 //!
-//! Every function takes the kernel through traits ([`Links`], [`Firewall`],
-//! [`Sysctl`]), so plans are tested with the fakes. Firewall elements of an
-//! endpoint go in before its links exist: anti-spoofing is in force from
-//! the first frame. The same functions repair state after a restart of
-//! `celld` or of the machine ([`repair_endpoint`], [`restore_firewall`]).
+//! Each type is a [`NetworkTypeDriver`] ([`network_driver`] picks it):
+//! validate a network, plan its setup and teardown, plan an endpoint's
+//! attach and detach. A plan ([`Plan`]) is data; [`plan::apply`] and
+//! [`plan::apply_teardown`] carry it out through the kernel traits
+//! ([`Links`], [`Firewall`], [`Sysctl`]), so drivers are tested on their
+//! plans and the fakes, without root. How the container itself is
+//! networked (`host`, `disabled`, `ipnet`, `vnet`) is a
+//! [`ContainerDriver`].
+//!
+//! Firewall elements of an endpoint go in before its links exist:
+//! anti-spoofing is in force from the first frame. Every link cell makes
+//! on the host (bridges, host ends of veths) is marked with
+//! [`link_alias`], so reconciliation can tell cell's links from a user's.
+//! The same plans repair state after a restart of `celld` or of the
+//! machine ([`repair_endpoint`], [`restore_firewall`]).
+//!
+//! The free functions ([`setup_network`], [`attach`], [`detach`]...) are
+//! the plan-and-apply pairs the engine calls.
 
-use crate::error::Result;
-use crate::links::Links;
+use crate::container_driver::{Addressing, ContainerDriver, container_driver};
+use crate::error::{NetError, Result};
+use crate::links::{LinkInfo, Links, check_link_name};
 use crate::mac::MacAddr;
 use crate::nft::Firewall;
+use crate::plan::{self, Op, Plan};
 use crate::ruleset;
 use crate::sysctl::Sysctl;
 use cell_core::model::{Endpoint, Network, NetworkDriver, NetworkType};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::RawFd;
 
@@ -37,6 +52,7 @@ pub struct HostKernel<'a> {
 }
 
 /// The kernel of a container's network namespace, open as `netns_fd`.
+/// [`crate::ContainerNet`] opens all three from a netns path at once.
 #[derive(Clone, Copy)]
 pub struct ContainerKernel<'a> {
     /// Links, addresses and routes inside the container.
@@ -51,6 +67,10 @@ pub struct ContainerKernel<'a> {
 /// the endpoint id the name is 14 bytes, inside `IFNAMSIZ`, and tells
 /// cell's links from anyone else's.
 pub const HOST_IF_PREFIX: &str = "cv";
+
+/// The prefix of the alias ([`link_alias`]) cell gives every link it makes
+/// on the host.
+pub const LINK_ALIAS_PREFIX: &str = "cell:";
 
 /// The address the host end of every routed (loopback network) veth holds,
 /// so containers have one IPv6 next hop whatever the network.
@@ -67,10 +87,39 @@ pub fn is_host_ifname(name: &str) -> bool {
         .is_some_and(|id| id.len() == 12 && id.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// The mark (`IFLA_IFALIAS`) of a link cell made for the network or
+/// endpoint `id`: `cell:ID`.
+pub fn link_alias(id: &str) -> String {
+    format!("{LINK_ALIAS_PREFIX}{id}")
+}
+
+/// The network or endpoint id a link's alias names, if the alias is one of
+/// cell's marks.
+pub fn alias_owner(alias: &str) -> Option<&str> {
+    alias.strip_prefix(LINK_ALIAS_PREFIX).filter(|id| !id.is_empty())
+}
+
+/// The names of the links cell marked ([`link_alias`]) whose owner is not
+/// in `wanted`, the ids of the networks (bridges) and endpoints (host ends
+/// of veths) the store names: what reconciliation may delete. Links without cell's mark are never named, whatever they are
+/// called.
+pub fn unwanted_marked_links(links: &[LinkInfo], wanted: &HashSet<String>) -> Vec<String> {
+    links
+        .iter()
+        .filter(|l| {
+            l.alias
+                .as_deref()
+                .and_then(alias_owner)
+                .is_some_and(|owner| !wanted.contains(owner))
+        })
+        .map(|l| l.name.clone())
+        .collect()
+}
+
 /// Whether containers on networks of this type get a veth (and so a host
 /// end and an `epair` in inspect).
 pub fn uses_veth(net_type: NetworkType) -> bool {
-    matches!(net_type, NetworkType::Loopback | NetworkType::Bridge)
+    network_driver(net_type).uses_veth()
 }
 
 /// A MAC derived from an endpoint's or network's id: locally administered
@@ -87,100 +136,196 @@ pub fn mac_from_id(endpoint_id: &str) -> MacAddr {
     MacAddr(mac)
 }
 
-/// Creates what a network needs on the host: its links and routes (see
-/// [`setup_network_links`]) and its firewall elements. Idempotent.
-pub fn setup_network(k: HostKernel<'_>, net: &Network) -> Result<()> {
-    setup_network_links(k, net)?;
-    add_elements(k.firewall, &ruleset::network_elements(net))
+/// What the host holds now, as far as a network's setup plan depends on
+/// it: which links exist.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostFacts {
+    /// Names of links that exist in the host's namespace.
+    pub links: BTreeSet<String>,
 }
 
-/// Creates (or repairs) what a network needs on the host besides its
-/// firewall elements: forwarding, the bridge with its MAC and gateway
-/// addresses, the unreachable routes of a loopback network. Idempotent. A
-/// custom network's parent interface must exist. At `celld` start this is
-/// all a network needs, as [`restore_firewall`] puts every element back.
-pub fn setup_network_links(k: HostKernel<'_>, net: &Network) -> Result<()> {
-    match net.net_type {
-        NetworkType::Bridge => {
-            if k.links.link_index(&net.interface)?.is_none() {
-                k.links.create_bridge(&net.interface)?;
-            }
-            // A bridge without an address of its own takes the lowest of
-            // its ports' and changes it as ports come and go, cutting the
-            // containers off their gateway until their ARP entries expire.
-            k.links.set_mac(&net.interface, mac_from_id(&net.id))?;
-            if let (Some(subnet), Some(gw)) = (net.subnet, net.gateway) {
-                k.links
-                    .add_address(&net.interface, IpNet::V4(with_prefix4(gw, subnet)))?;
-            }
-            if let (Some(subnet), Some(gw)) = (net.subnet6, net.gateway6) {
-                k.links
-                    .add_address(&net.interface, IpNet::V6(with_prefix6(gw, subnet)))?;
-            }
-            k.links.set_up(&net.interface)?;
-        }
-        NetworkType::Custom => {
-            if k.links.link_index(&net.interface)?.is_none() {
-                return Err(crate::NetError::LinkNotFound {
-                    name: net.interface.clone(),
-                });
-            }
-        }
-        NetworkType::Loopback => {
-            // Each container's address is routed to its veth; an address
-            // of the subnet that no container holds must not leave by the
-            // default route with a private source.
-            for subnet in subnets(net) {
-                k.links.add_unreachable_route(subnet)?;
-            }
+impl HostFacts {
+    /// Facts naming these existing links.
+    pub fn with_links<S: Into<String>>(names: impl IntoIterator<Item = S>) -> Self {
+        Self {
+            links: names.into_iter().map(Into::into).collect(),
         }
     }
-    if net.net_type != NetworkType::Custom {
-        enable_forwarding(k, net)?;
+
+    /// Asks the kernel what `net`'s setup depends on: whether its
+    /// interface (a bridge, or a custom network's parent) exists. One
+    /// lookup, not a dump of every link.
+    pub fn gather(links: &dyn Links, net: &Network) -> Result<Self> {
+        let present = links.link_index(&net.interface)?.is_some();
+        Ok(Self::with_links(present.then(|| net.interface.clone())))
+    }
+
+    /// Whether the link `name` exists.
+    pub fn has_link(&self, name: &str) -> bool {
+        self.links.contains(name)
+    }
+}
+
+/// What one network type does. Implementations are stateless; get one with
+/// [`network_driver`]. Every plan method validates the network first.
+pub trait NetworkTypeDriver: Send + Sync {
+    /// The type this driver handles.
+    fn net_type(&self) -> NetworkType;
+
+    /// Whether endpoints get a veth pair (and so a host end).
+    fn uses_veth(&self) -> bool;
+
+    /// Checks that `net` fits this type: its type, its interface name, its
+    /// gateways inside its subnets. No kernel access.
+    fn validate(&self, net: &Network) -> Result<()> {
+        check_network(self.net_type(), net)
+    }
+
+    /// Plans what the network needs on the host, given what exists
+    /// (`facts`): idempotent, so it also repairs. Fails if the network is
+    /// invalid or a custom network's parent is missing.
+    fn plan_setup(&self, net: &Network, facts: &HostFacts) -> Result<Plan>;
+
+    /// Plans the removal of what [`Self::plan_setup`] made (never a
+    /// custom network's parent), for [`plan::apply_teardown`].
+    fn plan_teardown(&self, net: &Network) -> Plan;
+
+    /// Plans the attach of a running container's endpoint: firewall
+    /// elements, then links, host side, container side. Fails if the
+    /// network is invalid, `driver` may not join it
+    /// ([`NetError::Refused`]), or anti-spoofing lacks a MAC.
+    fn plan_attach(&self, net: &Network, ep: &Endpoint, driver: &dyn ContainerDriver) -> Result<Plan>;
+
+    /// Plans the removal of an endpoint's elements and links (their
+    /// routes go with them), for [`plan::apply_teardown`].
+    fn plan_detach(&self, net: &Network, ep: &Endpoint) -> Result<Plan>;
+}
+
+/// The driver of networks of type `net_type`.
+pub fn network_driver(net_type: NetworkType) -> &'static dyn NetworkTypeDriver {
+    match net_type {
+        NetworkType::Loopback => &LoopbackDriver,
+        NetworkType::Bridge => &BridgeDriver,
+        NetworkType::Custom => &CustomDriver,
+    }
+}
+
+/// Loopback networks: routed layer 3, one veth per container, no bridge.
+#[derive(Debug)]
+pub struct LoopbackDriver;
+
+/// Bridge networks: a Linux bridge holding the gateways, a veth per
+/// container as its port.
+#[derive(Debug)]
+pub struct BridgeDriver;
+
+/// Custom networks: a macvlan child of the user's interface per container.
+#[derive(Debug)]
+pub struct CustomDriver;
+
+fn invalid(net: &Network, reason: String) -> NetError {
+    NetError::InvalidNetwork {
+        network: net.name.clone(),
+        reason,
+    }
+}
+
+fn check_network(net_type: NetworkType, net: &Network) -> Result<()> {
+    if net.net_type != net_type {
+        return Err(invalid(
+            net,
+            format!("a {} network given to the {net_type} driver", net.net_type),
+        ));
+    }
+    check_link_name(&net.interface)?;
+    if let (Some(subnet), Some(gw)) = (net.subnet, net.gateway)
+        && !subnet.contains(&gw)
+    {
+        return Err(invalid(net, format!("gateway {gw} is outside subnet {subnet}")));
+    }
+    if let (Some(subnet), Some(gw)) = (net.subnet6, net.gateway6)
+        && !subnet.contains(&gw)
+    {
+        return Err(invalid(net, format!("gateway {gw} is outside subnet {subnet}")));
     }
     Ok(())
 }
 
-/// Adds `elements` in one transaction; nothing to do, no transaction.
-fn add_elements(firewall: &dyn Firewall, elements: &[ruleset::Element]) -> Result<()> {
-    if elements.is_empty() {
-        return Ok(());
-    }
-    firewall.apply(&ruleset::batch(ruleset::add_elements(elements)))
-}
-
-/// Deletes `elements` in one transaction; nothing to do, no transaction.
-fn delete_elements(firewall: &dyn Firewall, elements: &[ruleset::Element]) -> Result<()> {
-    if elements.is_empty() {
-        return Ok(());
-    }
-    firewall.apply(&ruleset::batch(ruleset::delete_elements(elements)))
-}
-
-fn enable_forwarding(k: HostKernel<'_>, net: &Network) -> Result<()> {
-    if net.subnet.is_some() {
-        k.sysctl.set("net/ipv4/ip_forward", "1")?;
-    }
-    if net.subnet6.is_some() {
-        k.sysctl.set("net/ipv6/conf/all/forwarding", "1")?;
-    }
-    Ok(())
-}
-
-/// Removes what [`setup_network`] made: the firewall elements and the
-/// bridge (never a custom network's parent). Idempotent.
-pub fn teardown_network(k: HostKernel<'_>, net: &Network) -> Result<()> {
-    delete_elements(k.firewall, &ruleset::network_elements(net))?;
-    match net.net_type {
-        NetworkType::Bridge => k.links.delete_link(&net.interface)?,
-        NetworkType::Loopback => {
-            for subnet in subnets(net) {
-                k.links.del_unreachable_route(subnet)?;
-            }
+/// The common tail of every setup: forwarding for routed types, then the
+/// network's firewall elements.
+fn finish_setup(plan: &mut Plan, net: &Network, forwards: bool) {
+    if forwards {
+        if net.subnet.is_some() {
+            plan.host(sysctl("net/ipv4/ip_forward", "1"));
         }
-        NetworkType::Custom => {}
+        if net.subnet6.is_some() {
+            plan.host(sysctl("net/ipv6/conf/all/forwarding", "1"));
+        }
     }
-    Ok(())
+    let elements = ruleset::network_elements(net);
+    if !elements.is_empty() {
+        plan.host(Op::AddElements(elements));
+    }
+}
+
+/// The first step of every teardown: the network's firewall elements.
+fn start_teardown(net: &Network) -> Plan {
+    let mut plan = Plan::new();
+    let elements = ruleset::network_elements(net);
+    if !elements.is_empty() {
+        plan.host(Op::DeleteElements(elements));
+    }
+    plan
+}
+
+/// The first step of every attach: the endpoint's firewall elements.
+fn start_attach(net: &Network, ep: &Endpoint, driver: &dyn ContainerDriver) -> Result<Plan> {
+    driver.check_join(net)?;
+    let mut plan = Plan::new();
+    let elements = endpoint_elements(net, ep)?;
+    if !elements.is_empty() {
+        plan.host(Op::AddElements(elements));
+    }
+    Ok(plan)
+}
+
+/// A veth endpoint's detach: its elements, then its host end (deleting
+/// one end of a veth deletes both, and the routes via it).
+fn plan_veth_detach(net: &Network, ep: &Endpoint) -> Result<Plan> {
+    let mut plan = Plan::new();
+    let elements = endpoint_elements(net, ep)?;
+    if !elements.is_empty() {
+        plan.host(Op::DeleteElements(elements));
+    }
+    plan.host(Op::DeleteLink {
+        name: host_ifname(&ep.id),
+    });
+    Ok(plan)
+}
+
+/// Creates the endpoint's veth with its container end already inside the
+/// container's namespace, and marks the host end as cell's.
+fn create_veth(plan: &mut Plan, net: &Network, ep: &Endpoint) {
+    let host_if = host_ifname(&ep.id);
+    plan.host(Op::CreateVethPair {
+        host_end: host_if.clone(),
+        container_end: net.interface.clone(),
+    });
+    plan.host(Op::SetAlias {
+        name: host_if,
+        alias: link_alias(&ep.id),
+    });
+}
+
+fn sysctl(key: &str, value: &str) -> Op {
+    Op::Sysctl {
+        key: key.to_string(),
+        value: value.to_string(),
+    }
+}
+
+fn ipv6_off(ifname: &str) -> Op {
+    sysctl(&format!("net/ipv6/conf/{ifname}/disable_ipv6"), "1")
 }
 
 fn subnets(net: &Network) -> impl Iterator<Item = IpNet> {
@@ -189,8 +334,303 @@ fn subnets(net: &Network) -> impl Iterator<Item = IpNet> {
     v4.into_iter().chain(v6)
 }
 
+impl NetworkTypeDriver for LoopbackDriver {
+    fn net_type(&self) -> NetworkType {
+        NetworkType::Loopback
+    }
+
+    fn uses_veth(&self) -> bool {
+        true
+    }
+
+    fn plan_setup(&self, net: &Network, _: &HostFacts) -> Result<Plan> {
+        self.validate(net)?;
+        let mut plan = Plan::new();
+        // Each container's address is routed to its veth; an address of
+        // the subnet that no container holds must not leave by the
+        // default route with a private source.
+        for subnet in subnets(net) {
+            plan.host(Op::AddUnreachableRoute { dest: subnet });
+        }
+        finish_setup(&mut plan, net, true);
+        Ok(plan)
+    }
+
+    fn plan_teardown(&self, net: &Network) -> Plan {
+        let mut plan = start_teardown(net);
+        for subnet in subnets(net) {
+            plan.host(Op::DelUnreachableRoute { dest: subnet });
+        }
+        plan
+    }
+
+    fn plan_attach(&self, net: &Network, ep: &Endpoint, driver: &dyn ContainerDriver) -> Result<Plan> {
+        self.validate(net)?;
+        let mut plan = start_attach(net, ep, driver)?;
+        create_veth(&mut plan, net, ep);
+        let host_if = host_ifname(&ep.id);
+        // Without IPv6 the new link sends no duplicate address probes and
+        // multicast reports; with it, the host end holds fe80::1.
+        if net.subnet6.is_none() {
+            plan.host(ipv6_off(&host_if));
+        }
+        if ep.ip_address.is_some() {
+            // The container sends everything to the link; the host end
+            // answers ARP for every address it can route, at once.
+            plan.host(sysctl(&format!("net/ipv4/conf/{host_if}/proxy_arp"), "1"));
+            plan.host(sysctl(&format!("net/ipv4/neigh/{host_if}/proxy_delay"), "0"));
+        }
+        plan.host(Op::SetUp {
+            name: host_if.clone(),
+        });
+        if ep.ip_address6.is_some() {
+            plan.host(Op::AddAddress {
+                name: host_if.clone(),
+                addr: IpNet::V6(Ipv6Net::new(ROUTED_GATEWAY6, 64).expect("64 is a valid prefix")),
+            });
+        }
+        if let Some(ip) = ep.ip_address {
+            plan.host(Op::AddRoute {
+                dest: IpNet::V4(Ipv4Net::from(ip)),
+                dev: host_if.clone(),
+                gateway: None,
+            });
+        }
+        if let Some(ip) = ep.ip_address6 {
+            plan.host(Op::AddRoute {
+                dest: IpNet::V6(Ipv6Net::from(ip)),
+                dev: host_if,
+                gateway: None,
+            });
+        }
+        configure_inside(&mut plan, net, ep, driver.addressing());
+        Ok(plan)
+    }
+
+    fn plan_detach(&self, net: &Network, ep: &Endpoint) -> Result<Plan> {
+        plan_veth_detach(net, ep)
+    }
+}
+
+impl NetworkTypeDriver for BridgeDriver {
+    fn net_type(&self) -> NetworkType {
+        NetworkType::Bridge
+    }
+
+    fn uses_veth(&self) -> bool {
+        true
+    }
+
+    fn plan_setup(&self, net: &Network, facts: &HostFacts) -> Result<Plan> {
+        self.validate(net)?;
+        let mut plan = Plan::new();
+        let bridge = &net.interface;
+        if !facts.has_link(bridge) {
+            plan.host(Op::CreateBridge { name: bridge.clone() });
+        }
+        plan.host(Op::SetAlias {
+            name: bridge.clone(),
+            alias: link_alias(&net.id),
+        });
+        // A bridge without an address of its own takes the lowest of its
+        // ports' and changes it as ports come and go, cutting the
+        // containers off their gateway until their ARP entries expire.
+        plan.host(Op::SetMac {
+            name: bridge.clone(),
+            mac: mac_from_id(&net.id),
+        });
+        if let (Some(subnet), Some(gw)) = (net.subnet, net.gateway) {
+            plan.host(Op::AddAddress {
+                name: bridge.clone(),
+                addr: IpNet::V4(with_prefix4(gw, subnet)),
+            });
+        }
+        if let (Some(subnet), Some(gw)) = (net.subnet6, net.gateway6) {
+            plan.host(Op::AddAddress {
+                name: bridge.clone(),
+                addr: IpNet::V6(with_prefix6(gw, subnet)),
+            });
+        }
+        plan.host(Op::SetUp { name: bridge.clone() });
+        finish_setup(&mut plan, net, true);
+        Ok(plan)
+    }
+
+    fn plan_teardown(&self, net: &Network) -> Plan {
+        let mut plan = start_teardown(net);
+        plan.host(Op::DeleteLink {
+            name: net.interface.clone(),
+        });
+        plan
+    }
+
+    fn plan_attach(&self, net: &Network, ep: &Endpoint, driver: &dyn ContainerDriver) -> Result<Plan> {
+        self.validate(net)?;
+        let mut plan = start_attach(net, ep, driver)?;
+        create_veth(&mut plan, net, ep);
+        let host_if = host_ifname(&ep.id);
+        // A bridge port needs no address of its own; without IPv6 it
+        // sends no duplicate address probes and multicast reports, which
+        // the bridge would flood to every other port (the cost of an
+        // attach would grow with their count).
+        plan.host(ipv6_off(&host_if));
+        plan.host(Op::SetMaster {
+            name: host_if.clone(),
+            bridge: net.interface.clone(),
+        });
+        plan.host(Op::SetUp { name: host_if });
+        configure_inside(&mut plan, net, ep, driver.addressing());
+        Ok(plan)
+    }
+
+    fn plan_detach(&self, net: &Network, ep: &Endpoint) -> Result<Plan> {
+        plan_veth_detach(net, ep)
+    }
+}
+
+impl NetworkTypeDriver for CustomDriver {
+    fn net_type(&self) -> NetworkType {
+        NetworkType::Custom
+    }
+
+    fn uses_veth(&self) -> bool {
+        false
+    }
+
+    fn plan_setup(&self, net: &Network, facts: &HostFacts) -> Result<Plan> {
+        self.validate(net)?;
+        if !facts.has_link(&net.interface) {
+            return Err(NetError::LinkNotFound {
+                name: net.interface.clone(),
+            });
+        }
+        let mut plan = Plan::new();
+        // The parent is the user's: its forwarding is not cell's to set.
+        finish_setup(&mut plan, net, false);
+        Ok(plan)
+    }
+
+    fn plan_teardown(&self, net: &Network) -> Plan {
+        start_teardown(net)
+    }
+
+    fn plan_attach(&self, net: &Network, ep: &Endpoint, driver: &dyn ContainerDriver) -> Result<Plan> {
+        self.validate(net)?;
+        let mut plan = start_attach(net, ep, driver)?;
+        // The child carries the parent's name inside, as an alias on em0
+        // does on FreeBSD.
+        plan.host(Op::CreateMacvlan {
+            name: net.interface.clone(),
+            parent: net.interface.clone(),
+        });
+        configure_inside(&mut plan, net, ep, driver.addressing());
+        Ok(plan)
+    }
+
+    fn plan_detach(&self, net: &Network, ep: &Endpoint) -> Result<Plan> {
+        let mut plan = Plan::new();
+        let elements = endpoint_elements(net, ep)?;
+        if !elements.is_empty() {
+            plan.host(Op::DeleteElements(elements));
+        }
+        // The macvlan has no host end; it dies with the namespace anyway.
+        plan.container(Op::DeleteLink {
+            name: net.interface.clone(),
+        });
+        Ok(plan)
+    }
+}
+
+/// The container side of an attach: the interface's MAC (veths), up, its
+/// addresses and routes as `addressing` wants.
+fn configure_inside(plan: &mut Plan, net: &Network, ep: &Endpoint, addressing: Addressing) {
+    let ifname = net.interface.as_str();
+    let routed = net.net_type == NetworkType::Loopback;
+    if net.subnet6.is_none() {
+        plan.container(ipv6_off(ifname));
+    }
+    if net.net_type != NetworkType::Custom {
+        plan.container(Op::SetMac {
+            name: ifname.into(),
+            mac: mac_from_id(&ep.id),
+        });
+    }
+    plan.container(Op::SetUp { name: ifname.into() });
+    let full_mask = addressing == Addressing::SubnetMask;
+    let (gw4, gw6): (Option<IpAddr>, Option<IpAddr>) = if routed {
+        (None, Some(IpAddr::V6(ROUTED_GATEWAY6)))
+    } else {
+        (net.gateway.map(IpAddr::V4), net.gateway6.map(IpAddr::V6))
+    };
+    let address = |addr| Op::AddAddress {
+        name: ifname.into(),
+        addr,
+    };
+    let route = |dest, gateway| Op::AddRoute {
+        dest,
+        dev: ifname.into(),
+        gateway,
+    };
+    if let (Some(ip), Some(subnet)) = (ep.ip_address, net.subnet) {
+        if full_mask {
+            plan.container(address(IpNet::V4(with_prefix4(ip, subnet))));
+        } else {
+            plan.container(address(IpNet::V4(Ipv4Net::from(ip))));
+            plan.container(route(IpNet::V4(subnet.trunc()), None));
+        }
+        if routed {
+            plan.container(route(default_v4(), None));
+        } else if let Some(gw) = gw4 {
+            plan.container(route(default_v4(), Some(gw)));
+        }
+    }
+    if let (Some(ip), Some(subnet)) = (ep.ip_address6, net.subnet6) {
+        if full_mask {
+            plan.container(address(IpNet::V6(with_prefix6(ip, subnet))));
+        } else {
+            plan.container(address(IpNet::V6(Ipv6Net::from(ip))));
+            // On a loopback network the neighbours are behind the host.
+            plan.container(route(IpNet::V6(subnet.trunc()), routed.then_some(gw6).flatten()));
+        }
+        if let Some(gw) = gw6 {
+            plan.container(route(default_v6(), Some(gw)));
+        }
+    }
+}
+
+/// Creates what a network needs on the host: its links and routes (see
+/// [`setup_network_links`]) and its firewall elements. Idempotent. On
+/// failure what it made is undone.
+pub fn setup_network(k: HostKernel<'_>, net: &Network) -> Result<()> {
+    let driver = network_driver(net.net_type);
+    let plan = driver.plan_setup(net, &HostFacts::gather(k.links, net)?)?;
+    plan::apply(&plan, k, None)
+}
+
+/// Creates (or repairs) what a network needs on the host besides its
+/// firewall elements: forwarding, the bridge with its mark, MAC and
+/// gateway addresses, the unreachable routes of a loopback network.
+/// Idempotent. A custom network's parent interface must exist. At `celld`
+/// start this is all a network needs, as [`restore_firewall`] puts every
+/// element back.
+pub fn setup_network_links(k: HostKernel<'_>, net: &Network) -> Result<()> {
+    let driver = network_driver(net.net_type);
+    let plan = driver
+        .plan_setup(net, &HostFacts::gather(k.links, net)?)?
+        .without(|s| matches!(s.op, Op::AddElements(_)));
+    plan::apply(&plan, k, None)
+}
+
+/// Removes what [`setup_network`] made: the firewall elements and the
+/// bridge (never a custom network's parent). Idempotent; keeps going past
+/// failures and reports them all.
+pub fn teardown_network(k: HostKernel<'_>, net: &Network) -> Result<()> {
+    let plan = network_driver(net.net_type).plan_teardown(net);
+    plan::apply_teardown(&plan, k, None).or_else(|errors| errors.into_result())
+}
+
 /// Attaches a running container to a network. On failure everything done
-/// is undone.
+/// is undone; a failing undo is reported with the original error.
 pub fn attach(
     k: HostKernel<'_>,
     c: ContainerKernel<'_>,
@@ -198,76 +638,26 @@ pub fn attach(
     ep: &Endpoint,
     driver: NetworkDriver,
 ) -> Result<()> {
-    let mut clock = StepClock::new();
-    let attached = endpoint_elements(net, ep)
-        .and_then(|elements| add_elements(k.firewall, &elements))
-        .inspect(|()| clock.lap("firewall"))
-        .and_then(|()| create_links(k, c.netns_fd, net, ep))
-        .inspect(|()| clock.lap("create"))
-        .and_then(|()| configure_host_side(k, net, ep))
-        .inspect(|()| clock.lap("host"))
-        .and_then(|()| configure_inside(c, net, ep, driver))
-        .inspect(|()| clock.lap("inside"));
-    tracing::debug!(endpoint = %ep.id, network = %net.name, steps = %clock, "attach");
-    if let Err(e) = attached {
-        if let Err(undo) = detach(k, Some(c.links), net, ep) {
-            tracing::warn!(endpoint = %ep.id, "undoing a failed attach failed too: {undo}");
-        }
-        return Err(e);
-    }
-    Ok(())
-}
-
-/// Microseconds per step of a multi-step operation, for debug logs.
-struct StepClock {
-    last: std::time::Instant,
-    laps: Vec<(&'static str, u128)>,
-}
-
-impl StepClock {
-    fn new() -> Self {
-        Self {
-            last: std::time::Instant::now(),
-            laps: Vec::new(),
-        }
-    }
-
-    fn lap(&mut self, step: &'static str) {
-        let now = std::time::Instant::now();
-        self.laps.push((step, (now - self.last).as_micros()));
-        self.last = now;
-    }
-}
-
-impl std::fmt::Display for StepClock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, (step, us)) in self.laps.iter().enumerate() {
-            write!(f, "{}{step}={us}us", if i == 0 { "" } else { " " })?;
-        }
-        Ok(())
-    }
+    let plan = network_driver(net.net_type).plan_attach(net, ep, container_driver(driver))?;
+    let (applied, clock) = plan::apply_timed(&plan, k, Some(c));
+    tracing::debug!(endpoint = %ep.id, network = %net.name, steps = %clock.attach_summary(), "attach");
+    applied
 }
 
 /// Detaches an endpoint: its firewall elements and its links (with their
 /// routes). `ctr` is the container's namespace if it still exists; it is
 /// needed only for a custom network's macvlan, which has no host end.
-/// Idempotent.
+/// Idempotent; keeps going past failures and reports them all.
 pub fn detach(k: HostKernel<'_>, ctr: Option<&dyn Links>, net: &Network, ep: &Endpoint) -> Result<()> {
-    delete_elements(k.firewall, &endpoint_elements(net, ep)?)?;
-    if uses_veth(net.net_type) {
-        // Deleting one end of a veth deletes both, and the routes via it.
-        k.links.delete_link(&host_ifname(&ep.id))?;
-    } else if let Some(ctr) = ctr {
-        ctr.delete_link(&net.interface)?;
-    }
-    Ok(())
+    let plan = network_driver(net.net_type).plan_detach(net, ep)?;
+    plan::apply_teardown(&plan, k, ctr).or_else(|errors| errors.into_result())
 }
 
 /// Brings an attached endpoint of a running container back to what
-/// [`attach`] made: after a restart of `celld` only missing pieces are
-/// added; after the host lost the links (a deleted bridge drops nothing,
-/// but a deleted veth loses both ends), they are made again. Firewall
-/// elements are left to [`restore_firewall`].
+/// [`attach`] made, with the same plan: after a restart of `celld` only
+/// missing pieces are added; after the host lost the links (a deleted
+/// bridge drops nothing, but a deleted veth loses both ends), they are
+/// made again. Firewall elements are left to [`restore_firewall`].
 pub fn repair_endpoint(
     k: HostKernel<'_>,
     c: ContainerKernel<'_>,
@@ -275,16 +665,19 @@ pub fn repair_endpoint(
     ep: &Endpoint,
     driver: NetworkDriver,
 ) -> Result<()> {
-    let present = if uses_veth(net.net_type) {
+    let net_driver = network_driver(net.net_type);
+    let present = if net_driver.uses_veth() {
         k.links.link_index(&host_ifname(&ep.id))?.is_some()
     } else {
         c.links.link_index(&net.interface)?.is_some()
     };
-    if !present {
-        create_links(k, c.netns_fd, net, ep)?;
-    }
-    configure_host_side(k, net, ep)?;
-    configure_inside(c, net, ep, driver)
+    let plan = net_driver
+        .plan_attach(net, ep, container_driver(driver))?
+        .without(|s| {
+            matches!(s.op, Op::AddElements(_))
+                || (present && matches!(s.op, Op::CreateVethPair { .. } | Op::CreateMacvlan { .. }))
+        });
+    plan::apply(&plan, k, Some(c))
 }
 
 /// Rebuilds cell's tables in one transaction: the tables are deleted and
@@ -330,117 +723,6 @@ fn endpoint_elements(net: &Network, ep: &Endpoint) -> Result<Vec<ruleset::Elemen
     ruleset::endpoint_elements(net, ep, &host_ifname(&ep.id), mac)
 }
 
-/// Creates the endpoint's link with its container end already inside the
-/// container's namespace (one message, no move).
-fn create_links(k: HostKernel<'_>, netns_fd: RawFd, net: &Network, ep: &Endpoint) -> Result<()> {
-    if uses_veth(net.net_type) {
-        k.links
-            .create_veth_pair(&host_ifname(&ep.id), &net.interface, Some(netns_fd))
-    } else {
-        // The child carries the parent's name inside, as an alias on em0
-        // does on FreeBSD.
-        k.links
-            .create_macvlan(&net.interface, &net.interface, Some(netns_fd))
-    }
-}
-
-fn configure_host_side(k: HostKernel<'_>, net: &Network, ep: &Endpoint) -> Result<()> {
-    let host_if = host_ifname(&ep.id);
-    // A bridge port needs no address of its own, nor does a routed veth of
-    // a network without IPv6; without IPv6 the new link sends no duplicate
-    // address probes and multicast reports, which a bridge would flood to
-    // every other port (the cost of an attach would grow with their count).
-    if net.net_type == NetworkType::Bridge || (uses_veth(net.net_type) && net.subnet6.is_none()) {
-        k.sysctl
-            .set(&format!("net/ipv6/conf/{host_if}/disable_ipv6"), "1")?;
-    }
-    match net.net_type {
-        NetworkType::Loopback => {
-            if ep.ip_address.is_some() {
-                // The container sends everything to the link; the host end
-                // answers ARP for every address it can route, at once.
-                k.sysctl.set(&format!("net/ipv4/conf/{host_if}/proxy_arp"), "1")?;
-                k.sysctl
-                    .set(&format!("net/ipv4/neigh/{host_if}/proxy_delay"), "0")?;
-            }
-            k.links.set_up(&host_if)?;
-            if ep.ip_address6.is_some() {
-                k.links
-                    .add_address(&host_if, IpNet::V6(Ipv6Net::new(ROUTED_GATEWAY6, 64).unwrap()))?;
-            }
-            if let Some(ip) = ep.ip_address {
-                k.links.add_route(IpNet::V4(Ipv4Net::from(ip)), &host_if, None)?;
-            }
-            if let Some(ip) = ep.ip_address6 {
-                k.links.add_route(IpNet::V6(Ipv6Net::from(ip)), &host_if, None)?;
-            }
-        }
-        NetworkType::Bridge => {
-            k.links.set_master(&host_if, &net.interface)?;
-            k.links.set_up(&host_if)?;
-        }
-        NetworkType::Custom => {}
-    }
-    Ok(())
-}
-
-fn configure_inside(
-    c: ContainerKernel<'_>,
-    net: &Network,
-    ep: &Endpoint,
-    driver: NetworkDriver,
-) -> Result<()> {
-    let ctr = c.links;
-    let ifname = net.interface.as_str();
-    if net.subnet6.is_none() {
-        c.sysctl
-            .set(&format!("net/ipv6/conf/{ifname}/disable_ipv6"), "1")?;
-    }
-    if uses_veth(net.net_type) {
-        ctr.set_mac(ifname, mac_from_id(&ep.id))?;
-    }
-    ctr.set_up(ifname)?;
-    // A vnet container has the subnet's mask, like any host on a LAN; an
-    // ipnet one has only its own address and an on-link route.
-    let full_mask = driver == NetworkDriver::Vnet;
-    let (gw4, gw6): (Option<IpAddr>, Option<IpAddr>) = match net.net_type {
-        NetworkType::Loopback => (None, Some(IpAddr::V6(ROUTED_GATEWAY6))),
-        _ => (net.gateway.map(IpAddr::V4), net.gateway6.map(IpAddr::V6)),
-    };
-    if let (Some(ip), Some(subnet)) = (ep.ip_address, net.subnet) {
-        let subnet = IpNet::V4(subnet.trunc());
-        if full_mask {
-            ctr.add_address(ifname, IpNet::V4(with_prefix4(ip, net.subnet.unwrap())))?;
-        } else {
-            ctr.add_address(ifname, IpNet::V4(Ipv4Net::from(ip)))?;
-            ctr.add_route(subnet, ifname, None)?;
-        }
-        if net.net_type == NetworkType::Loopback {
-            ctr.add_route(default_v4(), ifname, None)?;
-        } else if let Some(gw) = gw4 {
-            ctr.add_route(default_v4(), ifname, Some(gw))?;
-        }
-    }
-    if let (Some(ip), Some(subnet)) = (ep.ip_address6, net.subnet6) {
-        let on_link = IpNet::V6(subnet.trunc());
-        if full_mask {
-            ctr.add_address(ifname, IpNet::V6(with_prefix6(ip, subnet)))?;
-        } else {
-            ctr.add_address(ifname, IpNet::V6(Ipv6Net::from(ip)))?;
-            // On a loopback network the neighbours are behind the host.
-            ctr.add_route(
-                on_link,
-                ifname,
-                (net.net_type == NetworkType::Loopback).then_some(gw6).flatten(),
-            )?;
-        }
-        if let Some(gw) = gw6 {
-            ctr.add_route(default_v6(), ifname, Some(gw))?;
-        }
-    }
-    Ok(())
-}
-
 fn with_prefix4(ip: Ipv4Addr, subnet: Ipv4Net) -> Ipv4Net {
     Ipv4Net::new(ip, subnet.prefix_len()).expect("a subnet's prefix length is valid")
 }
@@ -458,374 +740,5 @@ fn default_v6() -> IpNet {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::links::{FakeLinks, LinkOp};
-    use crate::nft::FakeFirewall;
-    use crate::sysctl::FakeSysctl;
-    use crate::test_fixtures::network;
-
-    struct Fakes {
-        links: FakeLinks,
-        firewall: FakeFirewall,
-        sysctl: FakeSysctl,
-        ctr: FakeLinks,
-        ctr_sysctl: FakeSysctl,
-    }
-
-    impl Fakes {
-        fn new() -> Self {
-            Self {
-                links: FakeLinks::new(),
-                firewall: FakeFirewall::new(),
-                sysctl: FakeSysctl::default(),
-                ctr: FakeLinks::new(),
-                ctr_sysctl: FakeSysctl::default(),
-            }
-        }
-
-        fn kernel(&self) -> HostKernel<'_> {
-            HostKernel {
-                links: &self.links,
-                firewall: &self.firewall,
-                sysctl: &self.sysctl,
-            }
-        }
-
-        fn container(&self) -> ContainerKernel<'_> {
-            ContainerKernel {
-                links: &self.ctr,
-                sysctl: &self.ctr_sysctl,
-                netns_fd: 7,
-            }
-        }
-
-        /// The container end appears in the container's namespace when the
-        /// host creates the pair; the fakes are two separate models.
-        fn attach(&self, net: &Network, ep: &Endpoint, driver: NetworkDriver) -> Result<()> {
-            let name = net.interface.as_str();
-            self.ctr.insert(
-                name,
-                Some(if uses_veth(net.net_type) {
-                    "veth"
-                } else {
-                    "macvlan"
-                }),
-            );
-            attach(self.kernel(), self.container(), net, ep, driver)
-        }
-    }
-
-    fn endpoint() -> Endpoint {
-        Endpoint {
-            id: "aabbccddeeff".into(),
-            network_id: "0123456789ab".into(),
-            container_id: "bbbbbbbbbbbb".into(),
-            epair: Some("cvaabbccddeeff".into()),
-            ip_address: Some("10.1.0.2".parse().unwrap()),
-            ip_address6: Some("fd00:1::2".parse().unwrap()),
-            mac: None,
-        }
-    }
-
-    fn net(s: &str) -> IpNet {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn names_and_macs_come_from_the_endpoint_id() {
-        assert_eq!(host_ifname("aabbccddeeff"), "cvaabbccddeeff");
-        assert!(is_host_ifname("cvaabbccddeeff"));
-        assert!(!is_host_ifname("cv0"));
-        assert!(!is_host_ifname("cell0"));
-        assert!(!is_host_ifname("cvaabbccddeefg"));
-        assert_eq!(mac_from_id("aabbccddeeff").to_string(), "02:aa:bb:cc:dd:ee");
-    }
-
-    #[test]
-    fn bridge_network_gets_bridge_gateways_and_forwarding() {
-        let f = Fakes::new();
-        let n = network(NetworkType::Bridge);
-        setup_network(f.kernel(), &n).unwrap();
-        let ops = f.links.ops();
-        assert!(ops.contains(&LinkOp::CreateBridge { name: "cell0".into() }));
-        assert!(ops.contains(&LinkOp::SetMac {
-            name: "cell0".into(),
-            mac: "02:01:23:45:67:89".parse().unwrap()
-        }));
-        assert!(ops.contains(&LinkOp::AddAddress {
-            name: "cell0".into(),
-            addr: net("10.1.0.1/24")
-        }));
-        assert!(ops.contains(&LinkOp::AddAddress {
-            name: "cell0".into(),
-            addr: net("fd00:1::1/64")
-        }));
-        assert_eq!(
-            f.sysctl.writes(),
-            vec![
-                ("net/ipv4/ip_forward".into(), "1".into()),
-                ("net/ipv6/conf/all/forwarding".into(), "1".into())
-            ]
-        );
-        assert_eq!(f.firewall.batches().len(), 1);
-        // Again: the bridge exists, nothing is created twice.
-        f.links.clear_ops();
-        setup_network(f.kernel(), &n).unwrap();
-        assert!(
-            !f.links
-                .ops()
-                .iter()
-                .any(|op| matches!(op, LinkOp::CreateBridge { .. }))
-        );
-        teardown_network(f.kernel(), &n).unwrap();
-        assert_eq!(f.links.link_index("cell0").unwrap(), None);
-    }
-
-    #[test]
-    fn restoring_a_networks_links_leaves_the_firewall_alone() {
-        // At celld start restore_firewall has put every element back in
-        // one batch already.
-        let f = Fakes::new();
-        setup_network_links(f.kernel(), &network(NetworkType::Bridge)).unwrap();
-        assert!(f.links.link_index("cell0").unwrap().is_some());
-        assert!(f.firewall.batches().is_empty());
-    }
-
-    #[test]
-    fn loopback_subnets_are_unreachable_but_for_their_containers() {
-        let f = Fakes::new();
-        let n = network(NetworkType::Loopback);
-        setup_network(f.kernel(), &n).unwrap();
-        let ops = f.links.ops();
-        assert!(ops.contains(&LinkOp::AddUnreachableRoute {
-            dest: net("10.1.0.0/24")
-        }));
-        assert!(ops.contains(&LinkOp::AddUnreachableRoute {
-            dest: net("fd00:1::/64")
-        }));
-        teardown_network(f.kernel(), &n).unwrap();
-        assert!(f.links.ops().contains(&LinkOp::DelUnreachableRoute {
-            dest: net("10.1.0.0/24")
-        }));
-    }
-
-    #[test]
-    fn custom_network_needs_its_parent_and_never_deletes_it() {
-        let f = Fakes::new();
-        let mut n = network(NetworkType::Custom);
-        n.interface = "eth7".into();
-        let err = setup_network(f.kernel(), &n).unwrap_err();
-        assert!(err.to_string().contains("eth7"), "{err}");
-        f.links.insert("eth7", None);
-        setup_network(f.kernel(), &n).unwrap();
-        teardown_network(f.kernel(), &n).unwrap();
-        assert!(f.links.link_index("eth7").unwrap().is_some());
-        assert!(f.sysctl.writes().is_empty());
-    }
-
-    #[test]
-    fn loopback_attach_routes_each_address_to_its_veth() {
-        let f = Fakes::new();
-        let n = network(NetworkType::Loopback);
-        let ep = endpoint();
-        f.attach(&n, &ep, NetworkDriver::Ipnet).unwrap();
-        let host = f.links.ops();
-        assert_eq!(
-            host[0],
-            LinkOp::CreateVethPair {
-                host_end: "cvaabbccddeeff".into(),
-                peer_end: "cell0".into(),
-                peer_netns_fd: Some(7)
-            }
-        );
-        for (dest, dev) in [
-            ("10.1.0.2/32", "cvaabbccddeeff"),
-            ("fd00:1::2/128", "cvaabbccddeeff"),
-        ] {
-            assert!(host.contains(&LinkOp::AddRoute {
-                dest: net(dest),
-                dev: dev.into(),
-                gateway: None
-            }));
-        }
-        assert!(
-            f.sysctl
-                .writes()
-                .contains(&("net/ipv4/conf/cvaabbccddeeff/proxy_arp".into(), "1".into()))
-        );
-        let inside = f.ctr.ops();
-        assert!(inside.contains(&LinkOp::AddAddress {
-            name: "cell0".into(),
-            addr: net("10.1.0.2/32")
-        }));
-        assert!(inside.contains(&LinkOp::AddRoute {
-            dest: net("0.0.0.0/0"),
-            dev: "cell0".into(),
-            gateway: None
-        }));
-        assert!(inside.contains(&LinkOp::AddRoute {
-            dest: net("::/0"),
-            dev: "cell0".into(),
-            gateway: Some("fe80::1".parse().unwrap())
-        }));
-        // Elements first: anti-spoofing holds before the link exists.
-        let batch = &f.firewall.batches()[0];
-        assert!(batch.to_string().contains("routed_allowed4"), "{batch}");
-    }
-
-    #[test]
-    fn links_of_networks_without_ipv6_have_it_off() {
-        let f = Fakes::new();
-        let mut n = network(NetworkType::Loopback);
-        n.subnet6 = None;
-        f.attach(&n, &endpoint(), NetworkDriver::Ipnet).unwrap();
-        let off = |name: &str| (format!("net/ipv6/conf/{name}/disable_ipv6"), "1".to_string());
-        assert!(f.sysctl.writes().contains(&off("cvaabbccddeeff")));
-        assert!(f.ctr_sysctl.writes().contains(&off("cell0")));
-        // With a subnet6 the routed host end keeps IPv6 (it holds fe80::1).
-        let f = Fakes::new();
-        f.attach(&network(NetworkType::Loopback), &endpoint(), NetworkDriver::Ipnet)
-            .unwrap();
-        assert!(!f.sysctl.writes().contains(&off("cvaabbccddeeff")));
-        assert!(f.ctr_sysctl.writes().is_empty());
-    }
-
-    #[test]
-    fn vnet_on_a_bridge_gets_the_mask_and_a_gateway() {
-        let f = Fakes::new();
-        let n = network(NetworkType::Bridge);
-        f.links.insert("cell0", Some("bridge"));
-        let ep = endpoint();
-        f.attach(&n, &ep, NetworkDriver::Vnet).unwrap();
-        assert!(f.links.ops().contains(&LinkOp::SetMaster {
-            name: "cvaabbccddeeff".into(),
-            bridge: "cell0".into()
-        }));
-        let inside = f.ctr.ops();
-        assert_eq!(
-            inside[0],
-            LinkOp::SetMac {
-                name: "cell0".into(),
-                mac: "02:aa:bb:cc:dd:ee".parse().unwrap()
-            }
-        );
-        assert!(inside.contains(&LinkOp::AddAddress {
-            name: "cell0".into(),
-            addr: net("10.1.0.2/24")
-        }));
-        assert!(inside.contains(&LinkOp::AddRoute {
-            dest: net("0.0.0.0/0"),
-            dev: "cell0".into(),
-            gateway: Some("10.1.0.1".parse().unwrap())
-        }));
-        let batch = f.firewall.batches()[0].to_string();
-        assert!(batch.contains("02:aa:bb:cc:dd:ee"), "{batch}");
-    }
-
-    #[test]
-    fn ipnet_on_a_bridge_gets_a_host_address_and_an_on_link_route() {
-        let f = Fakes::new();
-        let n = network(NetworkType::Bridge);
-        f.links.insert("cell0", Some("bridge"));
-        f.attach(&n, &endpoint(), NetworkDriver::Ipnet).unwrap();
-        let inside = f.ctr.ops();
-        assert!(inside.contains(&LinkOp::AddAddress {
-            name: "cell0".into(),
-            addr: net("10.1.0.2/32")
-        }));
-        assert!(inside.contains(&LinkOp::AddRoute {
-            dest: net("10.1.0.0/24"),
-            dev: "cell0".into(),
-            gateway: None
-        }));
-    }
-
-    #[test]
-    fn custom_attach_makes_a_macvlan_of_the_parent() {
-        let f = Fakes::new();
-        let mut n = network(NetworkType::Custom);
-        n.interface = "eth7".into();
-        f.links.insert("eth7", None);
-        f.attach(&n, &endpoint(), NetworkDriver::Ipnet).unwrap();
-        assert_eq!(
-            f.links.ops()[0],
-            LinkOp::CreateMacvlan {
-                name: "eth7".into(),
-                parent: "eth7".into(),
-                netns_fd: Some(7)
-            }
-        );
-        assert!(f.firewall.batches().is_empty());
-        detach(f.kernel(), Some(&f.ctr), &n, &endpoint()).unwrap();
-        assert!(f.ctr.ops().contains(&LinkOp::DeleteLink { name: "eth7".into() }));
-        assert!(f.links.link_index("eth7").unwrap().is_some());
-    }
-
-    #[test]
-    fn a_failed_attach_is_undone() {
-        let f = Fakes::new();
-        let n = network(NetworkType::Bridge);
-        f.links.insert("cell0", Some("bridge"));
-        let ep = endpoint();
-        // The host side works, the container side fails at its third call.
-        f.ctr.insert("cell0", Some("veth"));
-        f.ctr.fail_call(3);
-        let err = attach(f.kernel(), f.container(), &n, &ep, NetworkDriver::Vnet).unwrap_err();
-        assert!(err.to_string().contains("injected"), "{err}");
-        assert_eq!(f.links.link_index("cvaabbccddeeff").unwrap(), None);
-        let batches = f.firewall.batches();
-        let last = batches.last().unwrap().to_string();
-        assert!(last.contains("\"delete\""), "{last}");
-    }
-
-    #[test]
-    fn repair_recreates_a_lost_veth_and_keeps_a_present_one() {
-        let f = Fakes::new();
-        let n = network(NetworkType::Bridge);
-        f.links.insert("cell0", Some("bridge"));
-        let ep = endpoint();
-        f.ctr.insert("cell0", Some("veth"));
-        repair_endpoint(f.kernel(), f.container(), &n, &ep, NetworkDriver::Vnet).unwrap();
-        assert!(matches!(f.links.ops()[1], LinkOp::CreateVethPair { .. }));
-        f.links.clear_ops();
-        repair_endpoint(f.kernel(), f.container(), &n, &ep, NetworkDriver::Vnet).unwrap();
-        assert!(
-            !f.links
-                .ops()
-                .iter()
-                .any(|op| matches!(op, LinkOp::CreateVethPair { .. }))
-        );
-        assert!(f.links.ops().contains(&LinkOp::SetMaster {
-            name: "cvaabbccddeeff".into(),
-            bridge: "cell0".into()
-        }));
-    }
-
-    #[test]
-    fn restore_rebuilds_tables_with_every_element_in_one_batch() {
-        let fw = FakeFirewall::new();
-        let n = network(NetworkType::Bridge);
-        let ep = endpoint();
-        restore_firewall(&fw, std::slice::from_ref(&n), &[(&n, &ep)]).unwrap();
-        let batches = fw.batches();
-        assert_eq!(batches.len(), 1);
-        let cmds = batches[0]["nftables"].as_array().unwrap();
-        assert!(cmds[1].get("delete").is_some());
-        let text = batches[0].to_string();
-        assert!(text.contains("allowed4") && text.contains("masq4"), "{text}");
-    }
-
-    #[test]
-    fn only_the_named_links_are_removed() {
-        let links = FakeLinks::new();
-        links.insert("cvaabbccddeeff", Some("veth"));
-        links.insert("cv0123456789ab", Some("veth"));
-        links.insert("cell0", Some("bridge"));
-        let stale = HashSet::from(["cvaabbccddeeff".to_string(), "cvffffffffffff".to_string()]);
-        let removed = remove_links(&links, &stale).unwrap();
-        assert_eq!(removed, vec!["cvaabbccddeeff".to_string()]);
-        assert!(links.link_index("cv0123456789ab").unwrap().is_some());
-        assert!(links.link_index("cell0").unwrap().is_some());
-    }
-}
+#[path = "driver_tests.rs"]
+mod tests;

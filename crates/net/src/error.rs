@@ -6,6 +6,12 @@
 //! Callers that treat "already there" or "already gone" as success ask
 //! [`NetError::is_exists`] and [`NetError::is_not_found`] instead of matching
 //! on errno values themselves.
+//!
+//! Two variants carry more than one failure: [`NetError::Undo`] (a change
+//! failed and undoing it failed as well: both are reported, as youki's
+//! `CreateContainerError` does) and [`NetError::Several`], wrapping a
+//! [`NetErrors`] list (a teardown that kept going past its failures, as
+//! netavark's `NetavarkErrorList`).
 
 use std::io;
 use std::path::PathBuf;
@@ -225,6 +231,42 @@ pub enum NetError {
         #[source]
         source: io::Error,
     },
+    /// Listing routes failed.
+    #[error("failed to list routes")]
+    ListRoutes {
+        /// The cause.
+        #[source]
+        source: NetlinkError,
+    },
+    /// A plan has steps inside a container's namespace, and it was applied
+    /// without one.
+    #[error("the plan has steps inside a container, and no container namespace was given")]
+    NoContainer,
+    /// The container's network driver does not allow what was asked (join
+    /// this network, publish ports). A user mistake, hence a core error.
+    #[error(transparent)]
+    Refused(#[from] cell_core::CoreError),
+    /// A network's description does not fit its type.
+    #[error("invalid network {network}: {reason}")]
+    InvalidNetwork {
+        /// The network's name.
+        network: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A change failed, and undoing the steps it had done failed too. The
+    /// message holds both; [`NetError::errno`] and the `is_*` questions
+    /// answer for the original failure.
+    #[error("{}; undoing it failed too: {undo}", chain(error))]
+    Undo {
+        /// The failure that started the undo.
+        error: Box<NetError>,
+        /// Every failure of the undo.
+        undo: NetErrors,
+    },
+    /// Several independent failures, e.g. of a teardown that kept going.
+    #[error("{0}")]
+    Several(NetErrors),
     /// An injected failure of a fake (`FakeLinks`, `FakeFirewall`).
     #[error("injected failure of call {call}")]
     Injected {
@@ -250,6 +292,8 @@ impl NetError {
             | Self::DeleteNetns { source, .. }
             | Self::EnterNetns { source, .. }
             | Self::OpenNetlink { source } => source.raw_os_error(),
+            Self::ListRoutes { source } => source.errno(),
+            Self::Undo { error, .. } => error.errno(),
             _ => None,
         }
     }
@@ -263,6 +307,9 @@ impl NetError {
     /// `EADDRNOTAVAIL`, or a failed name lookup): teardown treats this as
     /// done.
     pub fn is_not_found(&self) -> bool {
+        if let Self::Undo { error, .. } = self {
+            return error.is_not_found();
+        }
         matches!(self, Self::LinkNotFound { .. })
             || matches!(
                 self.errno(),
@@ -271,5 +318,106 @@ impl NetError {
     }
 }
 
+/// Failures collected by an operation that keeps going past them (a
+/// teardown), in the order they happened. Nested lists are flattened.
+#[derive(Debug, Default)]
+pub struct NetErrors(pub Vec<NetError>);
+
+impl NetErrors {
+    /// Adds `error`, flattening it if it is itself a list.
+    pub fn push(&mut self, error: NetError) {
+        match error {
+            NetError::Several(list) => self.0.extend(list.0),
+            other => self.0.push(other),
+        }
+    }
+
+    /// Whether nothing failed.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Ok` if nothing failed; the single error if one did; else the list
+    /// as [`NetError::Several`].
+    pub fn into_result(mut self) -> Result<()> {
+        match self.0.len() {
+            0 => Ok(()),
+            1 => Err(self.0.remove(0)),
+            _ => Err(NetError::Several(self)),
+        }
+    }
+}
+
+impl std::fmt::Display for NetErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.len() > 1 {
+            write!(f, "{} errors: ", self.0.len())?;
+        }
+        for (i, e) in self.0.iter().enumerate() {
+            write!(f, "{}{}", if i == 0 { "" } else { "; " }, chain(e))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for NetErrors {}
+
+/// An error and its causes as one line (`a: b: c`): lists and undo
+/// reports hold several errors, so each must carry its own cause.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// The result type of the crate.
 pub type Result<T, E = NetError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_flatten_and_read_as_one_line() {
+        let mut inner = NetErrors::default();
+        inner.push(NetError::LinkNotFound { name: "a".into() });
+        inner.push(NetError::DeleteLink {
+            name: "b".into(),
+            source: NetlinkError::Kernel { errno: libc::EBUSY },
+        });
+        let mut outer = NetErrors::default();
+        outer.push(NetError::Several(inner));
+        outer.push(NetError::Injected { call: 3 });
+        assert_eq!(outer.0.len(), 3);
+        assert_eq!(
+            outer.to_string(),
+            "3 errors: link a not found; failed to delete link b: Device or resource busy (os error 16); \
+             injected failure of call 3"
+        );
+        assert!(NetErrors::default().into_result().is_ok());
+        let mut one = NetErrors::default();
+        one.push(NetError::Injected { call: 1 });
+        assert!(matches!(one.into_result(), Err(NetError::Injected { call: 1 })));
+    }
+
+    #[test]
+    fn an_undo_report_answers_for_the_original_error() {
+        let err = NetError::Undo {
+            error: Box::new(NetError::LinkNotFound { name: "x".into() }),
+            undo: NetErrors(vec![NetError::Injected { call: 2 }]),
+        };
+        assert!(err.is_not_found());
+        assert_eq!(
+            err.to_string(),
+            "link x not found; undoing it failed too: injected failure of call 2"
+        );
+    }
+}

@@ -27,6 +27,39 @@ pub struct LinkInfo {
     pub master: Option<u32>,
     /// Whether it is administratively up (`IFF_UP`).
     pub up: bool,
+    /// Its alias (`IFLA_IFALIAS`): cell marks the links it makes with
+    /// [`crate::driver::link_alias`], so a user's interface is never taken
+    /// for one of cell's.
+    pub alias: Option<String>,
+}
+
+/// What a route does with the packets it matches (`rtm_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteKind {
+    /// Forwarded out of its device, or to its gateway.
+    Unicast,
+    /// Refused with "host unreachable".
+    Unreachable,
+    /// Dropped silently.
+    Blackhole,
+    /// Refused with "administratively prohibited".
+    Prohibit,
+    /// Any other type (local, broadcast, ...), by its number.
+    Other(u8),
+}
+
+/// One route of the main table as the kernel reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteInfo {
+    /// The destination with its prefix length (`0.0.0.0/0` for a default
+    /// route).
+    pub dest: IpNet,
+    /// The output device, `None` for routes on no device (unreachable).
+    pub dev: Option<String>,
+    /// What the route does.
+    pub kind: RouteKind,
+    /// The next hop, if it has one.
+    pub gateway: Option<IpAddr>,
 }
 
 /// Checks a link name the way the kernel would (`dev_valid_name`), so a bad
@@ -104,6 +137,11 @@ pub trait Links: Send + Sync {
     /// Deletes the `unreachable` route to `dest`; succeeds if it does not
     /// exist.
     fn del_unreachable_route(&self, dest: IpNet) -> Result<()>;
+    /// The routes of the main table, both families.
+    fn list_routes(&self) -> Result<Vec<RouteInfo>>;
+    /// Sets a link's alias (`IFLA_IFALIAS`), which [`LinkInfo::alias`]
+    /// reports; an empty alias removes it.
+    fn set_alias(&self, name: &str, alias: &str) -> Result<()>;
 }
 
 /// One recorded call of [`FakeLinks`].
@@ -177,6 +215,11 @@ pub enum LinkOp {
     DelUnreachableRoute {
         dest: IpNet,
     },
+    ListRoutes,
+    SetAlias {
+        name: String,
+        alias: String,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -187,6 +230,11 @@ struct FakeState {
     /// Links of this namespace; peers created in another namespace are
     /// not kept, as the kernel would not show them here either.
     links: BTreeMap<String, FakeLink>,
+    /// Routes added through the verbs (not the kernel's own prefix and
+    /// local routes), by the index of their device: those via a deleted
+    /// link are not listed, as the kernel drops them with it (indexes are
+    /// never reused here).
+    routes: Vec<(Option<u32>, RouteInfo)>,
 }
 
 #[derive(Debug, Clone)]
@@ -197,6 +245,7 @@ struct FakeLink {
     up: bool,
     mac: MacAddr,
     addrs: Vec<IpNet>,
+    alias: Option<String>,
 }
 
 /// A recording [`Links`]: every call is appended to a log of [`LinkOp`]s,
@@ -328,6 +377,7 @@ fn insert_link(state: &mut FakeState, name: &str, kind: Option<&str>) {
             up: false,
             mac: MacAddr([0x02, 0, i[0], i[1], i[2], i[3]]),
             addrs: Vec::new(),
+            alias: None,
         },
     );
 }
@@ -495,6 +545,7 @@ impl Links for FakeLinks {
                 kind: l.kind.clone(),
                 master: l.master.as_ref().and_then(|m| s.links.get(m)).map(|m| m.index),
                 up: l.up,
+                alias: l.alias.clone(),
             })
             .collect())
     }
@@ -533,26 +584,90 @@ impl Links for FakeLinks {
             dev: dev.into(),
             gateway,
         })?;
-        link(&mut s, dev)?;
+        let index = link(&mut s, dev)?.index;
+        add_fake_route(&mut s, dest, Some(index), RouteKind::Unicast, gateway);
         Ok(())
     }
 
     fn del_route(&self, dest: IpNet, dev: &str) -> Result<()> {
-        drop(self.record(LinkOp::DelRoute {
+        let mut s = self.record(LinkOp::DelRoute {
             dest,
             dev: dev.into(),
-        })?);
+        })?;
+        let dest = dest.trunc();
+        if let Some(index) = s.links.get(dev).map(|l| l.index) {
+            s.routes
+                .retain(|(via, r)| !(r.dest == dest && *via == Some(index)));
+        }
         Ok(())
     }
 
     fn add_unreachable_route(&self, dest: IpNet) -> Result<()> {
-        drop(self.record(LinkOp::AddUnreachableRoute { dest })?);
+        let mut s = self.record(LinkOp::AddUnreachableRoute { dest })?;
+        add_fake_route(&mut s, dest, None, RouteKind::Unreachable, None);
         Ok(())
     }
 
     fn del_unreachable_route(&self, dest: IpNet) -> Result<()> {
-        drop(self.record(LinkOp::DelUnreachableRoute { dest })?);
+        let mut s = self.record(LinkOp::DelUnreachableRoute { dest })?;
+        let dest = dest.trunc();
+        s.routes
+            .retain(|(_, r)| !(r.dest == dest && r.kind == RouteKind::Unreachable));
         Ok(())
+    }
+
+    fn list_routes(&self) -> Result<Vec<RouteInfo>> {
+        let s = self.record(LinkOp::ListRoutes)?;
+        let name_of = |index: u32| {
+            s.links
+                .iter()
+                .find(|(_, l)| l.index == index)
+                .map(|(name, _)| name)
+        };
+        Ok(s.routes
+            .iter()
+            .filter_map(|(via, route)| match via {
+                None => Some(route.clone()),
+                Some(index) => name_of(*index).map(|name| RouteInfo {
+                    dev: Some(name.clone()),
+                    ..route.clone()
+                }),
+            })
+            .collect())
+    }
+
+    fn set_alias(&self, name: &str, alias: &str) -> Result<()> {
+        let mut s = self.record(LinkOp::SetAlias {
+            name: name.into(),
+            alias: alias.into(),
+        })?;
+        link(&mut s, name)?.alias = (!alias.is_empty()).then(|| alias.to_string());
+        Ok(())
+    }
+}
+
+/// Adds a route to the model unless the same one is there (the verbs
+/// succeed if it exists).
+fn add_fake_route(
+    state: &mut FakeState,
+    dest: IpNet,
+    dev_index: Option<u32>,
+    kind: RouteKind,
+    gateway: Option<IpAddr>,
+) {
+    let dest = dest.trunc();
+    if !state
+        .routes
+        .iter()
+        .any(|(via, r)| r.dest == dest && *via == dev_index)
+    {
+        let route = RouteInfo {
+            dest,
+            dev: None,
+            kind,
+            gateway,
+        };
+        state.routes.push((dev_index, route));
     }
 }
 
@@ -615,5 +730,50 @@ mod tests {
         assert!(matches!(err, NetError::Injected { call: 2 }));
         links.set_up("cell0").unwrap();
         assert_eq!(links.ops().len(), 3);
+    }
+
+    #[test]
+    fn models_routes_and_aliases() {
+        let links = FakeLinks::new();
+        links.create_bridge("cell0").unwrap();
+        links.set_alias("cell0", "cell:0123456789ab").unwrap();
+        let dest: IpNet = "10.1.0.0/24".parse().unwrap();
+        links.add_unreachable_route(dest).unwrap();
+        links
+            .add_route("10.1.0.2/32".parse().unwrap(), "cell0", None)
+            .unwrap();
+        links
+            .add_route("10.1.0.2/32".parse().unwrap(), "cell0", None)
+            .unwrap();
+        let routes = links.list_routes().unwrap();
+        assert_eq!(
+            routes,
+            vec![
+                RouteInfo {
+                    dest,
+                    dev: None,
+                    kind: RouteKind::Unreachable,
+                    gateway: None
+                },
+                RouteInfo {
+                    dest: "10.1.0.2/32".parse().unwrap(),
+                    dev: Some("cell0".into()),
+                    kind: RouteKind::Unicast,
+                    gateway: None
+                },
+            ]
+        );
+        let bridge = links
+            .list_links()
+            .unwrap()
+            .into_iter()
+            .find(|l| l.name == "cell0")
+            .unwrap();
+        assert_eq!(bridge.alias.as_deref(), Some("cell:0123456789ab"));
+        // Routes via a link go with it; the unreachable one stays.
+        links.delete_link("cell0").unwrap();
+        assert_eq!(links.list_routes().unwrap().len(), 1);
+        links.del_unreachable_route(dest).unwrap();
+        assert!(links.list_routes().unwrap().is_empty());
     }
 }

@@ -1,6 +1,6 @@
 //! [`NetlinkLinks`]: the real [`Links`], a synchronous rtnetlink client.
 //!
-//! Every verb goes through one request path ([`NetlinkLinks::request`]):
+//! Every verb goes through one request path (`NetlinkLinks::request`):
 //! it stamps a sequence number, sends, and reads answers until the kernel's
 //! ACK, `NLMSG_DONE` or `NLMSG_ERROR` for that sequence number, skipping
 //! anything else. A kernel error becomes [`NetlinkError::Kernel`] with its
@@ -9,15 +9,25 @@
 //! A socket talks to the network namespace it was opened in for its whole
 //! life, whichever thread later uses it; [`NetlinkLinks::in_netns`] relies on
 //! that.
+//!
+//! Verbs name links, the kernel wants indexes: a cache maps names to
+//! indexes, filled by lookups and by creation (the kernel echoes a new
+//! link, `NLM_F_ECHO`) and emptied of a name when cell deletes or renames
+//! it, so a verb costs one request instead of an `RTM_GETLINK` first. A
+//! link deleted behind cell's back leaves a stale entry: a request that
+//! fails with a cached index is sent once more with a fresh lookup (Linux
+//! allocates indexes cyclically, so a stale index does not name another
+//! link), and the cache is emptied whenever it grows past
+//! [`INDEX_CACHE_LIMIT`] names, so a long-lived `celld` stays flat.
 
 use crate::error::{NetError, NetlinkError, Result};
-use crate::links::{LinkInfo, Links, check_link_name};
+use crate::links::{LinkInfo, Links, RouteInfo, RouteKind, check_link_name};
 use crate::mac::MacAddr;
 use crate::netns::in_netns;
 use ipnet::IpNet;
 use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage,
-    NetlinkPayload,
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_ECHO, NLM_F_EXCL, NLM_F_REQUEST, NetlinkHeader,
+    NetlinkMessage, NetlinkPayload,
 };
 use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
@@ -31,10 +41,15 @@ use netlink_packet_route::route::{
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::os::fd::RawFd;
 use std::path::Path;
 use std::sync::Mutex;
+
+/// How many link names the index cache holds before it starts over: more
+/// than the host ends and bridges of the 1,000 containers a bridge can hold.
+pub const INDEX_CACHE_LIMIT: usize = 4096;
 
 struct Conn {
     socket: Socket,
@@ -44,6 +59,7 @@ struct Conn {
 /// The real [`Links`]: one rtnetlink socket bound to one network namespace.
 pub struct NetlinkLinks {
     conn: Mutex<Conn>,
+    indexes: Mutex<HashMap<String, u32>>,
 }
 
 impl std::fmt::Debug for NetlinkLinks {
@@ -64,6 +80,7 @@ impl NetlinkLinks {
         let socket = open().map_err(|source| NetError::OpenNetlink { source })?;
         Ok(Self {
             conn: Mutex::new(Conn { socket, seq: 0 }),
+            indexes: Mutex::new(HashMap::new()),
         })
     }
 
@@ -137,10 +154,19 @@ impl NetlinkLinks {
         msg.attributes.push(LinkAttribute::IfName(name.to_string()));
         match self.request(RouteNetlinkMessage::GetLink(msg), 0) {
             Ok(mut answers) => match answers.pop() {
-                Some(RouteNetlinkMessage::NewLink(link)) => Ok(Some(link)),
-                _ => Ok(None),
+                Some(RouteNetlinkMessage::NewLink(link)) => {
+                    self.remember(name, link.header.index);
+                    Ok(Some(link))
+                }
+                _ => {
+                    self.forget(name);
+                    Ok(None)
+                }
             },
-            Err(NetlinkError::Kernel { errno: libc::ENODEV }) => Ok(None),
+            Err(NetlinkError::Kernel { errno: libc::ENODEV }) => {
+                self.forget(name);
+                Ok(None)
+            }
             Err(source) => Err(NetError::GetLink {
                 name: name.to_string(),
                 source,
@@ -148,12 +174,68 @@ impl NetlinkLinks {
         }
     }
 
-    fn index_of(&self, name: &str) -> Result<u32> {
-        self.get_link(name)?
+    fn remember(&self, name: &str, index: u32) {
+        let mut indexes = self.indexes.lock().unwrap_or_else(|p| p.into_inner());
+        if indexes.len() >= INDEX_CACHE_LIMIT {
+            indexes.clear();
+        }
+        indexes.insert(name.to_string(), index);
+    }
+
+    fn forget(&self, name: &str) {
+        self.indexes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+    }
+
+    /// The index of `name`, and whether it came from the cache.
+    fn lookup(&self, name: &str) -> Result<(u32, bool)> {
+        let cached = self
+            .indexes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .copied();
+        if let Some(index) = cached {
+            return Ok((index, true));
+        }
+        let index = self
+            .get_link(name)?
             .map(|l| l.header.index)
             .ok_or_else(|| NetError::LinkNotFound {
                 name: name.to_string(),
-            })
+            })?;
+        Ok((index, false))
+    }
+
+    /// Sends what `send` builds from the indexes of `names`. If a cached
+    /// index may be stale (the kernel refused, other than "exists"), the
+    /// names are looked up afresh and the request is sent once more.
+    fn with_indexes<T, const N: usize>(
+        &self,
+        names: [&str; N],
+        send: impl Fn([u32; N]) -> std::result::Result<T, NetlinkError>,
+    ) -> Result<std::result::Result<T, NetlinkError>> {
+        let mut indexes = [0; N];
+        let mut any_cached = false;
+        for (slot, name) in indexes.iter_mut().zip(names) {
+            let (index, cached) = self.lookup(name)?;
+            *slot = index;
+            any_cached |= cached;
+        }
+        match send(indexes) {
+            Err(NetlinkError::Kernel { errno }) if any_cached && errno != libc::EEXIST => {
+                for name in names {
+                    self.forget(name);
+                }
+                for (slot, name) in indexes.iter_mut().zip(names) {
+                    *slot = self.lookup(name)?.0;
+                }
+                Ok(send(indexes))
+            }
+            other => Ok(other),
+        }
     }
 
     /// Sends an `RTM_SETLINK` for `name` with the given header flags and
@@ -166,33 +248,57 @@ impl NetlinkLinks {
         change_mask: LinkFlags,
         attributes: Vec<LinkAttribute>,
     ) -> Result<()> {
-        let mut msg = LinkMessage::default();
-        msg.header.index = self.index_of(name)?;
-        msg.header.flags = flags;
-        msg.header.change_mask = change_mask;
-        msg.attributes = attributes;
-        self.request(RouteNetlinkMessage::SetLink(msg), 0)
-            .map(drop)
-            .map_err(|source| NetError::SetLink {
-                action,
-                name: name.to_string(),
-                source,
-            })
+        self.with_indexes([name], |[index]| {
+            let mut msg = LinkMessage::default();
+            msg.header.index = index;
+            msg.header.flags = flags;
+            msg.header.change_mask = change_mask;
+            msg.attributes = attributes.clone();
+            self.request(RouteNetlinkMessage::SetLink(msg), 0)
+        })?
+        .map(drop)
+        .map_err(|source| NetError::SetLink {
+            action,
+            name: name.to_string(),
+            source,
+        })
     }
 
+    /// Creates a link in this socket's namespace; the kernel's echo of it
+    /// fills the index cache.
     fn new_link(&self, kind: &'static str, name: &str, msg: LinkMessage) -> Result<()> {
-        self.request(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)
-            .map(drop)
-            .map_err(|source| NetError::CreateLink {
-                kind,
-                name: name.to_string(),
-                source,
-            })
+        let answers = self
+            .send_new_link(msg)
+            .map_err(|source| create_error(kind, name, source))?;
+        self.remember_created(name, answers);
+        Ok(())
     }
 
-    fn address_message(&self, name: &str, addr: IpNet) -> Result<AddressMessage> {
+    /// Caches the index of `name` from the kernel's echo of its creation.
+    fn remember_created(&self, name: &str, answers: Vec<RouteNetlinkMessage>) {
+        for answer in answers {
+            if let RouteNetlinkMessage::NewLink(link) = answer {
+                let is_it = link
+                    .attributes
+                    .iter()
+                    .any(|a| matches!(a, LinkAttribute::IfName(n) if n == name));
+                if is_it {
+                    self.remember(name, link.header.index);
+                }
+            }
+        }
+    }
+
+    fn send_new_link(&self, msg: LinkMessage) -> std::result::Result<Vec<RouteNetlinkMessage>, NetlinkError> {
+        self.request(
+            RouteNetlinkMessage::NewLink(msg),
+            NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO,
+        )
+    }
+
+    fn address_message(index: u32, addr: IpNet) -> AddressMessage {
         let mut msg = AddressMessage::default();
-        msg.header.index = self.index_of(name)?;
+        msg.header.index = index;
         msg.header.prefix_len = addr.prefix_len();
         msg.header.scope = AddressScope::Universe;
         match addr.addr() {
@@ -212,13 +318,7 @@ impl NetlinkLinks {
                 msg.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
             }
         }
-        Ok(msg)
-    }
-
-    fn route_message(&self, dest: IpNet, dev: &str) -> Result<RouteMessage> {
-        let mut msg = Self::route_to(dest);
-        msg.attributes.push(RouteAttribute::Oif(self.index_of(dev)?));
-        Ok(msg)
+        msg
     }
 
     /// A main-table route message to `dest`, with no device yet.
@@ -267,33 +367,48 @@ impl Links for NetlinkLinks {
 
     fn create_macvlan(&self, name: &str, parent: &str, netns_fd: Option<RawFd>) -> Result<()> {
         check_link_name(name)?;
-        // The parent index is resolved in this socket's namespace even when
-        // the child is created in another one, which is what we want.
-        let parent_index = self.index_of(parent)?;
-        let mut msg = LinkMessage::default();
-        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
-        msg.attributes.push(LinkAttribute::Link(parent_index));
-        if let Some(fd) = netns_fd {
-            msg.attributes.push(LinkAttribute::NetNsFd(fd));
+        let message = |parent_index| {
+            let mut msg = LinkMessage::default();
+            msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+            msg.attributes.push(LinkAttribute::Link(parent_index));
+            if let Some(fd) = netns_fd {
+                msg.attributes.push(LinkAttribute::NetNsFd(fd));
+            }
+            msg.attributes.push(LinkAttribute::LinkInfo(vec![
+                NlLinkInfo::Kind(InfoKind::MacVlan),
+                NlLinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(MacVlanMode::Bridge)])),
+            ]));
+            msg
+        };
+        // The parent index is resolved in this socket's namespace even
+        // when the child is made in another one, which is what we want.
+        let answers = self
+            .with_indexes([parent], |[parent_index]| {
+                self.send_new_link(message(parent_index))
+            })?
+            .map_err(|source| create_error("macvlan", name, source))?;
+        // A child made in another namespace has its name and index there
+        // (it may even carry the parent's name): not for this cache.
+        if netns_fd.is_none() {
+            self.remember_created(name, answers);
         }
-        msg.attributes.push(LinkAttribute::LinkInfo(vec![
-            NlLinkInfo::Kind(InfoKind::MacVlan),
-            NlLinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(MacVlanMode::Bridge)])),
-        ]));
-        self.new_link("macvlan", name, msg)
+        Ok(())
     }
 
     fn delete_link(&self, name: &str) -> Result<()> {
-        let Some(link) = self.get_link(name)? else {
-            return Ok(());
-        };
-        let mut msg = LinkMessage::default();
-        msg.header.index = link.header.index;
-        match self.request(RouteNetlinkMessage::DelLink(msg), 0) {
+        let sent = self.with_indexes([name], |[index]| {
+            let mut msg = LinkMessage::default();
+            msg.header.index = index;
+            self.request(RouteNetlinkMessage::DelLink(msg), 0)
+        });
+        self.forget(name);
+        match sent {
+            Err(NetError::LinkNotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
             // Gone between the lookup and the delete (e.g. its veth peer
             // was deleted): the wanted state is reached.
-            Err(NetlinkError::Kernel { errno: libc::ENODEV }) | Ok(_) => Ok(()),
-            Err(source) => Err(NetError::DeleteLink {
+            Ok(Err(NetlinkError::Kernel { errno: libc::ENODEV }) | Ok(_)) => Ok(()),
+            Ok(Err(source)) => Err(NetError::DeleteLink {
                 name: name.to_string(),
                 source,
             }),
@@ -305,14 +420,18 @@ impl Links for NetlinkLinks {
     }
 
     fn set_master(&self, name: &str, bridge: &str) -> Result<()> {
-        let bridge_index = self.index_of(bridge)?;
-        self.set_link(
-            name,
-            format!("set master {bridge}"),
-            LinkFlags::empty(),
-            LinkFlags::empty(),
-            vec![LinkAttribute::Controller(bridge_index)],
-        )
+        self.with_indexes([name, bridge], |[index, bridge_index]| {
+            let mut msg = LinkMessage::default();
+            msg.header.index = index;
+            msg.attributes.push(LinkAttribute::Controller(bridge_index));
+            self.request(RouteNetlinkMessage::SetLink(msg), 0)
+        })?
+        .map(drop)
+        .map_err(|source| NetError::SetLink {
+            action: format!("set master {bridge}"),
+            name: name.to_string(),
+            source,
+        })
     }
 
     fn set_nomaster(&self, name: &str) -> Result<()> {
@@ -327,13 +446,16 @@ impl Links for NetlinkLinks {
 
     fn rename(&self, name: &str, new_name: &str) -> Result<()> {
         check_link_name(new_name)?;
-        self.set_link(
+        let renamed = self.set_link(
             name,
             format!("rename to {new_name}"),
             LinkFlags::empty(),
             LinkFlags::empty(),
             vec![LinkAttribute::IfName(new_name.to_string())],
-        )
+        );
+        self.forget(name);
+        self.forget(new_name);
+        renamed
     }
 
     fn set_mac(&self, name: &str, mac: MacAddr) -> Result<()> {
@@ -382,8 +504,11 @@ impl Links for NetlinkLinks {
     }
 
     fn add_address(&self, name: &str, addr: IpNet) -> Result<()> {
-        let msg = self.address_message(name, addr)?;
-        match self.request(RouteNetlinkMessage::NewAddress(msg), NLM_F_CREATE | NLM_F_EXCL) {
+        let sent = self.with_indexes([name], |[index]| {
+            let msg = Self::address_message(index, addr);
+            self.request(RouteNetlinkMessage::NewAddress(msg), NLM_F_CREATE | NLM_F_EXCL)
+        })?;
+        match sent {
             Ok(_) | Err(NetlinkError::Kernel { errno: libc::EEXIST }) => Ok(()),
             Err(source) => Err(NetError::AddAddress {
                 name: name.to_string(),
@@ -394,11 +519,15 @@ impl Links for NetlinkLinks {
     }
 
     fn del_address(&self, name: &str, addr: IpNet) -> Result<()> {
-        let msg = match self.address_message(name, addr) {
+        let sent = self.with_indexes([name], |[index]| {
+            let msg = Self::address_message(index, addr);
+            self.request(RouteNetlinkMessage::DelAddress(msg), 0)
+        });
+        let sent = match sent {
             Err(NetError::LinkNotFound { .. }) => return Ok(()),
             other => other?,
         };
-        match self.request(RouteNetlinkMessage::DelAddress(msg), 0) {
+        match sent {
             Ok(_)
             | Err(NetlinkError::Kernel {
                 errno: libc::EADDRNOTAVAIL | libc::ENODEV,
@@ -412,7 +541,13 @@ impl Links for NetlinkLinks {
     }
 
     fn list_addresses(&self, name: &str) -> Result<Vec<IpNet>> {
-        let index = self.index_of(name)?;
+        // A query: asked afresh rather than trusting the cache.
+        let index = self
+            .get_link(name)?
+            .map(|l| l.header.index)
+            .ok_or_else(|| NetError::LinkNotFound {
+                name: name.to_string(),
+            })?;
         let answers = self
             .request(
                 RouteNetlinkMessage::GetAddress(AddressMessage::default()),
@@ -451,18 +586,22 @@ impl Links for NetlinkLinks {
 
     fn add_route(&self, dest: IpNet, dev: &str, gateway: Option<IpAddr>) -> Result<()> {
         let dest = dest.trunc();
-        let mut msg = self.route_message(dest, dev)?;
-        msg.header.protocol = RouteProtocol::Static;
-        msg.header.kind = RouteType::Unicast;
-        msg.header.scope = match gateway {
-            Some(_) => RouteScope::Universe,
-            None => RouteScope::Link,
-        };
-        if let Some(gw) = gateway {
-            msg.attributes
-                .push(RouteAttribute::Gateway(RouteAddress::from(gw)));
-        }
-        self.new_route(msg, dest, dev)
+        let sent = self.with_indexes([dev], |[index]| {
+            let mut msg = Self::route_to(dest);
+            msg.attributes.push(RouteAttribute::Oif(index));
+            msg.header.protocol = RouteProtocol::Static;
+            msg.header.kind = RouteType::Unicast;
+            msg.header.scope = match gateway {
+                Some(_) => RouteScope::Universe,
+                None => RouteScope::Link,
+            };
+            if let Some(gw) = gateway {
+                msg.attributes
+                    .push(RouteAttribute::Gateway(RouteAddress::from(gw)));
+            }
+            self.request(RouteNetlinkMessage::NewRoute(msg), NLM_F_CREATE | NLM_F_EXCL)
+        })?;
+        route_added(sent, dest, dev)
     }
 
     fn add_unreachable_route(&self, dest: IpNet) -> Result<()> {
@@ -475,14 +614,47 @@ impl Links for NetlinkLinks {
 
     fn del_route(&self, dest: IpNet, dev: &str) -> Result<()> {
         let dest = dest.trunc();
-        let mut msg = match self.route_message(dest, dev) {
+        let sent = self.with_indexes([dev], |[index]| {
+            let mut msg = Self::route_to(dest);
+            msg.attributes.push(RouteAttribute::Oif(index));
+            // RT_SCOPE_NOWHERE matches a route of any scope, as `ip route del`.
+            msg.header.scope = RouteScope::NoWhere;
+            self.request(RouteNetlinkMessage::DelRoute(msg), 0)
+        });
+        match sent {
             // The route went with its device.
-            Err(NetError::LinkNotFound { .. }) => return Ok(()),
-            other => other?,
-        };
-        // RT_SCOPE_NOWHERE matches a route of any scope, as `ip route del`.
-        msg.header.scope = RouteScope::NoWhere;
-        self.remove_route(msg, dest, dev)
+            Err(NetError::LinkNotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+            Ok(sent) => route_deleted(sent, dest, dev),
+        }
+    }
+
+    fn list_routes(&self) -> Result<Vec<RouteInfo>> {
+        let names: HashMap<u32, String> = self
+            .list_links()?
+            .into_iter()
+            .map(|l| (l.index, l.name))
+            .collect();
+        let answers = self
+            .request(RouteNetlinkMessage::GetRoute(RouteMessage::default()), NLM_F_DUMP)
+            .map_err(|source| NetError::ListRoutes { source })?;
+        Ok(answers
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewRoute(route) => route_info(route, &names),
+                _ => None,
+            })
+            .collect())
+    }
+
+    fn set_alias(&self, name: &str, alias: &str) -> Result<()> {
+        self.set_link(
+            name,
+            format!("set alias {alias}"),
+            LinkFlags::empty(),
+            LinkFlags::empty(),
+            vec![LinkAttribute::IfAlias(alias.to_string())],
+        )
     }
 }
 
@@ -492,29 +664,13 @@ const UNREACHABLE: &str = "(unreachable)";
 impl NetlinkLinks {
     /// Adds a route; one that exists already is the wanted state.
     fn new_route(&self, msg: RouteMessage, dest: IpNet, dev: &str) -> Result<()> {
-        match self.request(RouteNetlinkMessage::NewRoute(msg), NLM_F_CREATE | NLM_F_EXCL) {
-            Ok(_) | Err(NetlinkError::Kernel { errno: libc::EEXIST }) => Ok(()),
-            Err(source) => Err(NetError::AddRoute {
-                dest,
-                dev: dev.to_string(),
-                source,
-            }),
-        }
+        let sent = self.request(RouteNetlinkMessage::NewRoute(msg), NLM_F_CREATE | NLM_F_EXCL);
+        route_added(sent, dest, dev)
     }
 
     /// Deletes a route; one that is gone already is the wanted state.
     fn remove_route(&self, msg: RouteMessage, dest: IpNet, dev: &str) -> Result<()> {
-        match self.request(RouteNetlinkMessage::DelRoute(msg), 0) {
-            Ok(_)
-            | Err(NetlinkError::Kernel {
-                errno: libc::ESRCH | libc::ENOENT,
-            }) => Ok(()),
-            Err(source) => Err(NetError::DelRoute {
-                dest,
-                dev: dev.to_string(),
-                source,
-            }),
-        }
+        route_deleted(self.request(RouteNetlinkMessage::DelRoute(msg), 0), dest, dev)
     }
 
     fn unreachable_message(dest: IpNet) -> RouteMessage {
@@ -526,6 +682,93 @@ impl NetlinkLinks {
     }
 }
 
+type Sent = std::result::Result<Vec<RouteNetlinkMessage>, NetlinkError>;
+
+fn create_error(kind: &'static str, name: &str, source: NetlinkError) -> NetError {
+    NetError::CreateLink {
+        kind,
+        name: name.to_string(),
+        source,
+    }
+}
+
+/// The outcome of adding a route: one that exists already is the wanted
+/// state.
+fn route_added(sent: Sent, dest: IpNet, dev: &str) -> Result<()> {
+    match sent {
+        Ok(_) | Err(NetlinkError::Kernel { errno: libc::EEXIST }) => Ok(()),
+        Err(source) => Err(NetError::AddRoute {
+            dest,
+            dev: dev.to_string(),
+            source,
+        }),
+    }
+}
+
+/// The outcome of deleting a route: one that is gone already is the
+/// wanted state.
+fn route_deleted(sent: Sent, dest: IpNet, dev: &str) -> Result<()> {
+    match sent {
+        Ok(_)
+        | Err(NetlinkError::Kernel {
+            errno: libc::ESRCH | libc::ENOENT,
+        }) => Ok(()),
+        Err(source) => Err(NetError::DelRoute {
+            dest,
+            dev: dev.to_string(),
+            source,
+        }),
+    }
+}
+
+/// A main-table route of a dump; `None` for other tables and for routes
+/// that are not IP.
+fn route_info(route: RouteMessage, names: &HashMap<u32, String>) -> Option<RouteInfo> {
+    let mut table = u32::from(route.header.table);
+    let mut dest = None;
+    let mut dev = None;
+    let mut gateway = None;
+    for attr in &route.attributes {
+        match attr {
+            RouteAttribute::Table(t) => table = *t,
+            RouteAttribute::Destination(a) => dest = ip_of(a),
+            RouteAttribute::Oif(index) => dev = names.get(index).cloned(),
+            RouteAttribute::Gateway(a) => gateway = ip_of(a),
+            _ => {}
+        }
+    }
+    if table != u32::from(RouteHeader::RT_TABLE_MAIN) {
+        return None;
+    }
+    let dest = match (dest, route.header.address_family) {
+        (Some(ip), _) => ip,
+        (None, AddressFamily::Inet) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        (None, AddressFamily::Inet6) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        (None, _) => return None,
+    };
+    let kind = match route.header.kind {
+        RouteType::Unicast => RouteKind::Unicast,
+        RouteType::Unreachable => RouteKind::Unreachable,
+        RouteType::BlackHole => RouteKind::Blackhole,
+        RouteType::Prohibit => RouteKind::Prohibit,
+        other => RouteKind::Other(u8::from(other)),
+    };
+    Some(RouteInfo {
+        dest: IpNet::new(dest, route.header.destination_prefix_length).ok()?,
+        dev,
+        kind,
+        gateway,
+    })
+}
+
+fn ip_of(address: &RouteAddress) -> Option<IpAddr> {
+    match address {
+        RouteAddress::Inet(ip) => Some(IpAddr::V4(*ip)),
+        RouteAddress::Inet6(ip) => Some(IpAddr::V6(*ip)),
+        _ => None,
+    }
+}
+
 fn link_info(link: LinkMessage) -> LinkInfo {
     let mut info = LinkInfo {
         name: String::new(),
@@ -533,10 +776,12 @@ fn link_info(link: LinkMessage) -> LinkInfo {
         kind: None,
         master: None,
         up: link.header.flags.contains(LinkFlags::Up),
+        alias: None,
     };
     for attr in link.attributes {
         match attr {
             LinkAttribute::IfName(name) => info.name = name,
+            LinkAttribute::IfAlias(alias) if !alias.is_empty() => info.alias = Some(alias),
             LinkAttribute::Controller(m) if m != 0 => info.master = Some(m),
             LinkAttribute::LinkInfo(infos) => {
                 for i in infos {

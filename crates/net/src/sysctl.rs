@@ -39,7 +39,9 @@ impl Sysctl for ProcSysctl {
 }
 
 /// [`Sysctl`] of another network namespace, the one bind-mounted at a
-/// path: each write is done by a thread that has entered it.
+/// path: each write is done by a new thread that has entered it.
+/// [`crate::ContainerNet`] does the writes of a whole attach from one
+/// thread that entered the namespace once; prefer it.
 #[derive(Debug)]
 pub struct NetnsSysctl {
     path: std::path::PathBuf,

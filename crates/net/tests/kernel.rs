@@ -248,6 +248,16 @@ fn macvlan_child_of_veth_into_netns() {
                 .unwrap_err()
                 .is_not_found()
         );
+        // A child carrying its parent's name inside (as custom networks
+        // do) leaves the host's verbs on the parent: the child's index is
+        // not taken for the parent's.
+        let ns2 = NamedNetns::new("mv2");
+        host.create_macvlan("up0", "up0", Some(ns2.fd().as_raw_fd()))
+            .unwrap();
+        host.add_address("up0", net("192.0.2.1/24")).unwrap();
+        assert_eq!(host.list_addresses("up0").unwrap(), vec![net("192.0.2.1/24")]);
+        let inner2 = NetlinkLinks::in_netns(&ns2.0).unwrap();
+        assert!(inner2.list_addresses("up0").unwrap().is_empty());
     });
 }
 
@@ -599,5 +609,291 @@ fn routed_port_masquerade_and_antispoof() {
         nft.apply(&ruleset::batch(ruleset::delete_elements(&masq)))
             .unwrap();
         assert!(!tcp_works(&container, &outside, Duration::from_secs(2)), "no NAT");
+    });
+}
+
+/// How the benchmark opens a container's kernel.
+#[derive(Clone, Copy, Debug)]
+enum Opening {
+    /// As `celld` did before `ContainerNet`: the file, a netlink socket
+    /// made on a thread in the namespace, a thread per sysctl write.
+    ThreeOpens,
+    /// [`cell_net::ContainerNet`].
+    Once,
+}
+
+/// Microseconds of one attach, opening the container's kernel included,
+/// of one container on a v4-only bridge network (so the container side
+/// gets a sysctl write too).
+fn attach_us(
+    k: cell_net::HostKernel<'_>,
+    network: &Network,
+    container: &NamedNetns,
+    ep: &Endpoint,
+    opening: Opening,
+) -> u128 {
+    use cell_core::model::NetworkDriver;
+    use cell_net::driver;
+    let started = std::time::Instant::now();
+    match opening {
+        Opening::ThreeOpens => {
+            let ns = container.fd();
+            let links = NetlinkLinks::in_netns(&container.0).unwrap();
+            let sysctl = cell_net::NetnsSysctl::new(&container.0);
+            let c = cell_net::ContainerKernel {
+                links: &links,
+                sysctl: &sysctl,
+                netns_fd: ns.as_raw_fd(),
+            };
+            driver::attach(k, c, network, ep, NetworkDriver::Vnet).unwrap();
+        }
+        Opening::Once => {
+            let inside = cell_net::ContainerNet::open(&container.0).unwrap();
+            driver::attach(k, inside.kernel(), network, ep, NetworkDriver::Vnet).unwrap();
+        }
+    }
+    started.elapsed().as_micros()
+}
+
+fn median(mut v: Vec<u128>) -> u128 {
+    v.sort_unstable();
+    v[v.len() / 2]
+}
+
+/// Not a timed test: prints what an attach costs each way (run with
+/// `--nocapture`), and checks that hundreds of cycles leave nothing.
+#[test]
+fn attach_cost() {
+    in_fresh_netns("attach_cost", || {
+        let nft = Nft::new().unwrap();
+        nft.apply(&ruleset::base_ruleset()).unwrap();
+        let mut network = test_network();
+        network.subnet6 = None;
+        network.gateway6 = None;
+        let host = NetlinkLinks::new().unwrap();
+        let k = cell_net::HostKernel {
+            links: &host,
+            firewall: &nft,
+            sysctl: &cell_net::ProcSysctl,
+        };
+        cell_net::driver::setup_network(k, &network).unwrap();
+        let containers: Vec<NamedNetns> = (1..=8).map(|i| NamedNetns::new(&format!("cost{i}"))).collect();
+        // Each round attaches eight endpoints, alternating the two ways,
+        // then detaches them all: a veth's deletion leaves the kernel busy
+        // for a while, which would slow whichever attach came right after.
+        let rounds = 10;
+        let mut times = [Vec::new(), Vec::new()];
+        let mut detach_us = Vec::new();
+        let ways = [Opening::ThreeOpens, Opening::Once];
+        for round in 0..rounds {
+            let endpoints: Vec<Endpoint> = (1..=8).map(test_endpoint).collect();
+            for (i, (ep, container)) in endpoints.iter().zip(&containers).enumerate() {
+                let way = (i + round) % 2;
+                times[way].push(attach_us(k, &network, container, ep, ways[way]));
+            }
+            for ep in &endpoints {
+                let started = std::time::Instant::now();
+                cell_net::driver::detach(k, None, &network, ep).unwrap();
+                detach_us.push(started.elapsed().as_micros());
+            }
+        }
+        for (way, times) in ways.iter().zip(times) {
+            eprintln!(
+                "{way:?}: attach median {} us ({} attaches)",
+                median(times),
+                rounds * 4
+            );
+        }
+        eprintln!("detach median {} us", median(detach_us));
+        // Nothing is left of the attaches but the bridge.
+        let left: Vec<_> = host
+            .list_links()
+            .unwrap()
+            .into_iter()
+            .filter(|l| l.name.starts_with("cv"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        assert!(host.link_index("cbr0").unwrap().is_some());
+    });
+}
+
+#[test]
+fn routes_and_aliases_are_listed() {
+    in_fresh_netns("routes_and_aliases_are_listed", || {
+        use cell_net::{RouteInfo, RouteKind};
+        let host = NetlinkLinks::new().unwrap();
+        host.create_bridge("cbr0").unwrap();
+        host.set_alias("cbr0", "cell:0123456789ab").unwrap();
+        host.set_up("cbr0").unwrap();
+        host.add_address("cbr0", net("10.77.0.1/24")).unwrap();
+        host.add_unreachable_route(net("10.88.0.0/24")).unwrap();
+        let gw: IpAddr = "10.77.0.254".parse().unwrap();
+        host.add_route(net("0.0.0.0/0"), "cbr0", Some(gw)).unwrap();
+        host.create_bridge("user0").unwrap();
+
+        let links = host.list_links().unwrap();
+        let alias = |name: &str| links.iter().find(|l| l.name == name).unwrap().alias.clone();
+        assert_eq!(alias("cbr0").as_deref(), Some("cell:0123456789ab"));
+        assert_eq!(alias("user0"), None, "a link cell did not mark");
+
+        let routes = host.list_routes().unwrap();
+        assert!(routes.contains(&RouteInfo {
+            dest: net("10.88.0.0/24"),
+            dev: None,
+            kind: RouteKind::Unreachable,
+            gateway: None,
+        }));
+        assert!(routes.contains(&RouteInfo {
+            dest: net("0.0.0.0/0"),
+            dev: Some("cbr0".into()),
+            kind: RouteKind::Unicast,
+            gateway: Some(gw),
+        }));
+        // The kernel's own prefix route of the address, main table only
+        // (no local-table routes such as 10.77.0.1/32).
+        assert!(
+            routes
+                .iter()
+                .any(|r| r.dest == net("10.77.0.0/24") && r.dev.as_deref() == Some("cbr0"))
+        );
+        assert!(
+            !routes.iter().any(|r| r.dest == net("10.77.0.1/32")),
+            "{routes:?}"
+        );
+
+        // An empty alias removes the mark.
+        host.set_alias("cbr0", "").unwrap();
+        let links = host.list_links().unwrap();
+        assert_eq!(links.iter().find(|l| l.name == "cbr0").unwrap().alias, None);
+    });
+}
+
+#[test]
+fn a_link_replaced_behind_the_cache_is_found_again() {
+    in_fresh_netns("a_link_replaced_behind_the_cache_is_found_again", || {
+        let cell = NetlinkLinks::new().unwrap();
+        let someone_else = NetlinkLinks::new().unwrap();
+        cell.create_bridge("cbr0").unwrap();
+        cell.set_up("cbr0").unwrap();
+        let first = cell.link_index("cbr0").unwrap().unwrap();
+        // Deleted and made again by another socket: the cached index is
+        // stale, the name is the same.
+        someone_else.delete_link("cbr0").unwrap();
+        someone_else.create_bridge("cbr0").unwrap();
+        let second = someone_else.link_index("cbr0").unwrap().unwrap();
+        assert_ne!(first, second);
+        cell.add_address("cbr0", net("10.77.0.1/24")).unwrap();
+        assert_eq!(
+            someone_else.list_addresses("cbr0").unwrap(),
+            vec![net("10.77.0.1/24")]
+        );
+        // Deleted behind the cache and not made again: a verb names it.
+        someone_else.delete_link("cbr0").unwrap();
+        let err = cell.set_up("cbr0").unwrap_err();
+        assert!(err.is_not_found() && err.to_string().contains("cbr0"), "{err}");
+        cell.delete_link("cbr0").unwrap();
+    });
+}
+
+#[test]
+fn container_net_opens_once_and_writes_sysctls_inside() {
+    in_fresh_netns("container_net_opens_once_and_writes_sysctls_inside", || {
+        use cell_net::{ContainerNet, Sysctl};
+        let container = NamedNetns::new("cnet");
+        let host = NetlinkLinks::new().unwrap();
+        let inside = ContainerNet::open(&container.0).unwrap();
+        let k = inside.kernel();
+        host.create_veth_pair("vh0", "eth0", Some(k.netns_fd)).unwrap();
+        // The sysctl of eth0 exists only inside: writing it from the host's
+        // namespace would fail.
+        k.sysctl.set("net/ipv6/conf/eth0/disable_ipv6", "1").unwrap();
+        assert!(
+            cell_net::ProcSysctl
+                .set("net/ipv6/conf/eth0/disable_ipv6", "1")
+                .is_err()
+        );
+        let read = in_netns(&container.0, || {
+            std::fs::read_to_string("/proc/sys/net/ipv6/conf/eth0/disable_ipv6").unwrap()
+        })
+        .unwrap();
+        assert_eq!(read.trim(), "1");
+        k.links.set_up("eth0").unwrap();
+        assert!(
+            k.links
+                .list_links()
+                .unwrap()
+                .iter()
+                .any(|l| l.name == "eth0" && l.up)
+        );
+        // A bad key is an error naming it, not a hang.
+        let err = k.sysctl.set("net/ipv4/conf/nothere/forwarding", "1").unwrap_err();
+        assert!(err.to_string().contains("nothere"), "{err}");
+        drop(inside);
+
+        let missing = std::env::temp_dir().join("cell-net-test-no-such-netns");
+        let err = ContainerNet::open(&missing).unwrap_err();
+        assert!(err.to_string().contains("cell-net-test-no-such-netns"), "{err}");
+    });
+}
+
+#[test]
+fn loopback_plans_applied_and_torn_down() {
+    in_fresh_netns("loopback_plans_applied_and_torn_down", || {
+        use cell_core::model::NetworkDriver;
+        use cell_net::{ContainerNet, RouteKind, driver};
+        let nft = Nft::new().unwrap();
+        nft.apply(&ruleset::base_ruleset()).unwrap();
+        let host = NetlinkLinks::new().unwrap();
+        let k = cell_net::HostKernel {
+            links: &host,
+            firewall: &nft,
+            sysctl: &cell_net::ProcSysctl,
+        };
+        let mut network = test_network();
+        network.net_type = NetworkType::Loopback;
+        network.gateway = None;
+        network.gateway6 = None;
+        network.interface = "lo0".into();
+        driver::setup_network(k, &network).unwrap();
+        let container = NamedNetns::new("lo-plan");
+        let ep = test_endpoint(1);
+        let inside = ContainerNet::open(&container.0).unwrap();
+        driver::attach(k, inside.kernel(), &network, &ep, NetworkDriver::Ipnet).unwrap();
+        let host_if = driver::host_ifname(&ep.id);
+        let routes = host.list_routes().unwrap();
+        for dest in ["10.77.0.2/32", "fd77::2/128"] {
+            assert!(
+                routes
+                    .iter()
+                    .any(|r| r.dest == net(dest) && r.dev.as_deref() == Some(host_if.as_str())),
+                "{dest}: {routes:?}"
+            );
+        }
+        assert!(
+            routes
+                .iter()
+                .any(|r| r.dest == net("10.77.0.0/24") && r.kind == RouteKind::Unreachable)
+        );
+        let marked = host.list_links().unwrap();
+        let veth = marked.iter().find(|l| l.name == host_if).unwrap();
+        assert_eq!(veth.alias, Some(driver::link_alias(&ep.id)));
+        let inner = inside.links().list_routes().unwrap();
+        assert!(
+            inner
+                .iter()
+                .any(|r| r.dest == net("0.0.0.0/0") && r.dev.as_deref() == Some("lo0"))
+        );
+
+        driver::detach(k, None, &network, &ep).unwrap();
+        driver::teardown_network(k, &network).unwrap();
+        let routes = host.list_routes().unwrap();
+        assert!(
+            !routes.iter().any(|r| r.dest == net("10.77.0.0/24")),
+            "{routes:?}"
+        );
+        assert!(host.link_index(&host_if).unwrap().is_none());
+        // Teardown again: all absent, all fine.
+        driver::detach(k, None, &network, &ep).unwrap();
+        driver::teardown_network(k, &network).unwrap();
     });
 }
