@@ -79,17 +79,8 @@ impl Engine {
             .iter()
             .map(|p| p.parse::<PortSpec>())
             .collect::<Result<Vec<_>, _>>()?;
-        if !ports.is_empty() && !driver.can_publish_ports() {
-            return Err(CoreError::invalid(format!(
-                "cannot publish ports of a container using the '{driver}' network driver"
-            ))
-            .into());
-        }
-        if !req.networks.is_empty() && !driver.can_join_networks() {
-            return Err(CoreError::invalid(format!(
-                "containers using the '{driver}' network driver cannot join networks"
-            ))
-            .into());
+        if !ports.is_empty() {
+            cell_net::container_driver::container_driver(driver).check_publish()?;
         }
         let networks =
             self.networks_for_new_container(driver, &req.networks, req.ip.as_deref(), req.ip6.as_deref())?;

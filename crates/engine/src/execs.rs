@@ -291,7 +291,8 @@ pub(crate) fn process_spec(
         args: exec.cmd.clone(),
         env: process_env(&container.env, exec_env),
         cwd: "/".into(),
-        keep_net_admin: container.network_driver.keeps_net_admin(),
+        keep_net_admin: cell_net::container_driver::container_driver(container.network_driver)
+            .keeps_net_admin(),
         keep_net_raw: is_enabled(&container.params, ALLOW_RAW_SOCKETS),
         target,
     }

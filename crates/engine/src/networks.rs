@@ -16,7 +16,9 @@ use cell_core::ids::new_id;
 use cell_core::ipam;
 use cell_core::model::{Container, Endpoint, Network, NetworkDriver, NetworkType};
 use cell_core::netspec::{HostPrefix, HostPrefixKind, NatChoice};
+use cell_net::container_driver::container_driver;
 use cell_net::driver::{self, HostKernel};
+use cell_net::links::RouteKind;
 use cell_store::Store;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -159,6 +161,20 @@ impl Engine {
                     prefix,
                     interface: link.name.clone(),
                     kind: HostPrefixKind::Address,
+                });
+            }
+        }
+        // Routes out of the host's own interfaces; cell's (unreachable
+        // routes, routes to its veths and bridges) have no device or one of
+        // cell's, and check_overlap covers them.
+        for route in links.list_routes().context(context)? {
+            let Some(dev) = route.dev else { continue };
+            let cells = existing.iter().any(|n| n.interface == dev) || driver::is_host_ifname(&dev);
+            if !cells && dev != "lo" && route.kind == RouteKind::Unicast {
+                prefixes.push(HostPrefix {
+                    prefix: route.dest,
+                    interface: dev,
+                    kind: HostPrefixKind::Route,
                 });
             }
         }
@@ -428,7 +444,8 @@ impl Engine {
     /// endpoints, if its driver gives it a namespace of its own. On failure
     /// everything made is undone.
     pub(crate) fn setup_container_net(&self, container: &Container) -> Result<Option<PathBuf>> {
-        if !container.network_driver.has_own_netns() {
+        let container_driver = container_driver(container.network_driver);
+        if !container_driver.has_own_netns() {
             return Ok(None);
         }
         let path = self.netns_path(&container.id);
@@ -439,7 +456,15 @@ impl Engine {
         self.net
             .create_netns(&path)
             .context(|| format!("failed to create the network namespace of {}", container.name))?;
-        if let Err(e) = self.attach_endpoints(container) {
+        let started = self
+            .net
+            .open_netns(&path)
+            .and_then(|netns| {
+                cell_net::plan::apply(&container_driver.plan_start(), self.host(), Some(netns.kernel()))
+            })
+            .context(|| format!("failed to set up the network namespace of {}", container.name))
+            .and_then(|()| self.attach_endpoints(container));
+        if let Err(e) = started {
             let undo = self
                 .net
                 .delete_netns(&path)
@@ -542,22 +567,9 @@ impl Engine {
     }
 }
 
-/// Whether a container with `driver` may join `network`.
+/// Whether a container with `driver` may join `network`: the driver says.
 fn check_driver(driver: NetworkDriver, network: &Network) -> Result<()> {
-    if !driver.can_join_networks() {
-        return Err(CoreError::invalid(format!(
-            "containers using the '{driver}' network driver cannot join networks"
-        ))
-        .into());
-    }
-    if driver == NetworkDriver::Vnet && network.net_type != NetworkType::Bridge {
-        return Err(CoreError::invalid(format!(
-            "containers using the 'vnet' network-driver can't connect to {} networks",
-            network.net_type
-        ))
-        .into());
-    }
-    Ok(())
+    Ok(container_driver(driver).check_join(network)?)
 }
 
 /// Allocates the addresses of a new endpoint and records it, under one

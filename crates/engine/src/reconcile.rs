@@ -176,6 +176,27 @@ impl Engine {
         if !removed.is_empty() {
             tracing::info!(?removed, "removed veths of containers that are gone");
         }
+        // Links cell marked as its own whose network or endpoint the store
+        // no longer names (a removal cut short after its row went, or a
+        // state directory reset): a user's link carries no mark, so it is
+        // never taken for one of these.
+        let wanted: HashSet<String> = networks
+            .iter()
+            .map(|n| n.id.clone())
+            .chain(live.iter().map(|(_, ep, _)| ep.id.clone()))
+            .collect();
+        let listed = host
+            .links
+            .list_links()
+            .context(|| "failed to list the host's links".into())?;
+        for name in driver::unwanted_marked_links(&listed, &wanted) {
+            match host.links.delete_link(&name) {
+                Ok(()) => {
+                    tracing::info!(link = %name, "removed a link of cell's that the store no longer names")
+                }
+                Err(e) => tracing::warn!(link = %name, "failed to remove a stale link: {e}"),
+            }
+        }
         self.remove_stale_netns(&running)
     }
 

@@ -8,7 +8,7 @@ use crate::containers::CreateContainer;
 use crate::networks::{ConnectRequest, CreateNetwork, DisconnectRequest};
 use crate::{Backends, Engine, EngineConfig, FakeRuntime, FixedClock};
 use cell_core::model::{Container, Exec};
-use cell_net::{FakeNetKernel, FakeSeam, Links};
+use cell_net::{FakeNetKernel, FakeSeam, Links, NetKernel};
 use cell_store::{ExecRecord, Store};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -232,14 +232,16 @@ fn network_rm_with_a_failing_endpoint_reports_it_and_removes_the_rest() {
     let failed = world.store().endpoints().unwrap();
     assert_eq!(failed.len(), 1, "the other endpoints are removed");
     assert!(err.to_string().contains(&failed[0].container_id), "{err}");
-    let veths: Vec<String> = world
-        .net
-        .links
-        .link_names()
-        .into_iter()
-        .filter(|l| l.starts_with("cv"))
-        .collect();
-    assert_eq!(veths, vec![failed[0].epair.clone().unwrap()]);
+    // The detach went on past the failed batch: the veth is gone, the row
+    // and the elements stay for the retry.
+    assert!(!world.net.links.link_names().iter().any(|l| l.starts_with("cv")));
+    assert!(
+        world
+            .net
+            .elements()
+            .iter()
+            .any(|e| e.contains(&failed[0].ip_address.unwrap().to_string()))
+    );
     // The network stays, marked: it takes no new container.
     assert_eq!(
         world.store().networks_being_removed().unwrap(),
@@ -546,4 +548,35 @@ fn a_network_over_the_hosts_own_addresses_or_a_missing_nat_interface_is_refused(
     assert_eq!(world.kernel(), before);
     // Positive control: a subnet beside the host's, NAT out of a real interface.
     create("10.9.0.0/24", Some("em0")).unwrap();
+}
+
+#[test]
+fn marked_links_the_store_does_not_name_are_removed_at_start_and_others_stay() {
+    let mut world = World::new();
+    world.network("front", "bridge", "10.1.0.0/24");
+    world.running("web", "vnet", &["front"]);
+    let links = world.net.host().links;
+    // A bridge and a veth end of cell's whose rows are gone, and a user's
+    // link named like one of cell's, without the mark.
+    links.create_bridge("cell7").unwrap();
+    links
+        .set_alias("cell7", &cell_net::driver::link_alias("0123456789ab"))
+        .unwrap();
+    links.create_veth_pair("cvfedcba987654", "peer0", None).unwrap();
+    links
+        .set_alias("cvfedcba987654", &cell_net::driver::link_alias("fedcba987654"))
+        .unwrap();
+    links.create_bridge("cell9").unwrap();
+    world.restart();
+    let names = world.net.links.link_names();
+    assert!(!names.contains(&"cell7".to_string()), "{names:?}");
+    assert!(!names.contains(&"cvfedcba987654".to_string()), "{names:?}");
+    assert!(
+        names.contains(&"cell9".to_string()),
+        "a user's link stays: {names:?}"
+    );
+    // Positive control: cell's own links that the store names stay.
+    assert!(names.contains(&"cell0".to_string()), "{names:?}");
+    let ep = world.store().endpoints().unwrap().remove(0);
+    assert!(names.contains(ep.epair.as_ref().unwrap()), "{names:?}");
 }

@@ -25,16 +25,16 @@
 //! assert!(kernel.host().links.link_index("eth0").unwrap().is_none());
 //! ```
 
+use crate::container_net::ContainerNet;
 use crate::driver::{ContainerKernel, HostKernel};
 use crate::error::{NetError, Result};
 use crate::links::{FakeLinks, PeerEvent};
 use crate::netlink::NetlinkLinks;
 use crate::nft::{FakeFirewall, Nft};
-use crate::sysctl::{FakeSysctl, NetnsSysctl, ProcSysctl};
+use crate::sysctl::{FakeSysctl, ProcSysctl};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fs::File;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -99,7 +99,7 @@ impl NetKernel for LinuxNetKernel {
     }
 
     fn open_netns(&self, path: &Path) -> Result<Box<dyn ContainerNetns + '_>> {
-        Ok(Box::new(LinuxContainerNetns::open(path)?))
+        Ok(Box::new(ContainerNet::open(path)?))
     }
 
     fn netns_in(&self, dir: &Path) -> Result<Vec<PathBuf>> {
@@ -117,37 +117,9 @@ impl NetKernel for LinuxNetKernel {
     }
 }
 
-/// A container's namespace opened for a series of calls: its nsfs file (for
-/// creating links directly inside it), an rtnetlink socket in it, and its
-/// sysctls.
-pub struct LinuxContainerNetns {
-    file: File,
-    links: NetlinkLinks,
-    sysctl: NetnsSysctl,
-}
-
-impl LinuxContainerNetns {
-    /// Opens the namespace bound at `path`.
-    pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|source| NetError::EnterNetns {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Ok(Self {
-            links: NetlinkLinks::in_netns(path)?,
-            sysctl: NetnsSysctl::new(path),
-            file,
-        })
-    }
-}
-
-impl ContainerNetns for LinuxContainerNetns {
+impl ContainerNetns for ContainerNet {
     fn kernel(&self) -> ContainerKernel<'_> {
-        ContainerKernel {
-            links: &self.links,
-            sysctl: &self.sysctl,
-            netns_fd: self.file.as_raw_fd(),
-        }
+        ContainerNet::kernel(self)
     }
 }
 
