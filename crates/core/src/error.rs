@@ -35,6 +35,24 @@ impl fmt::Display for CoreError {
     }
 }
 
+/// An error and its causes as one line, outer to inner: `a: b: c`. A cause
+/// whose text the outer message already ends with is not said twice. The
+/// API sends only the message, so the kernel's reason (say, "Numerical
+/// result out of range") must be in it.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// `value` in single quotes, as messages name values (`'web-1'`); a value
 /// holding control characters (a newline, NUL, an escape) is written as a
 /// Rust string literal instead (`"a\nb"`), so the message stays on one line

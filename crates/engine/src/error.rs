@@ -1,6 +1,7 @@
 //! The engine's error: a user mistake ([`CoreError`]) or a system failure
 //! with the operation that failed and its cause.
 
+use cell_core::error::chain;
 use cell_core::{CoreError, ErrorKind};
 
 /// A failed use case.
@@ -65,24 +66,6 @@ fn join(errors: &[EngineError]) -> String {
         .map(|e| e.to_string())
         .collect::<Vec<_>>()
         .join("; ")
-}
-
-/// An error and its causes, as one line: `a: b: c`. The API sends only the
-/// message, so the kernel's reason (say, "Numerical result out of range")
-/// must be in it.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        // Some errors already print their cause; don't say it twice.
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 impl EngineError {

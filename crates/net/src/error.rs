@@ -13,6 +13,7 @@
 //! [`NetErrors`] list (a teardown that kept going past its failures, as
 //! netavark's `NetavarkErrorList`).
 
+use cell_core::error::chain;
 use std::io;
 use std::path::PathBuf;
 
@@ -361,22 +362,6 @@ impl std::fmt::Display for NetErrors {
 }
 
 impl std::error::Error for NetErrors {}
-
-/// An error and its causes as one line (`a: b: c`): lists and undo
-/// reports hold several errors, so each must carry its own cause.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
 
 /// The result type of the crate.
 pub type Result<T, E = NetError> = std::result::Result<T, E>;
