@@ -264,12 +264,7 @@ impl Store {
 
     /// Ids of the networks marked for removal.
     pub fn networks_being_removed(&self) -> Result<Vec<String>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id FROM networks WHERE removing = 1 ORDER BY rowid")?;
-        Ok(stmt
-            .query_map([], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?)
+        self.ids("SELECT id FROM networks WHERE removing = 1 ORDER BY rowid")
     }
 
     /// Marks an endpoint as being detached: whatever happens next, it is
@@ -282,9 +277,12 @@ impl Store {
 
     /// Ids of the endpoints marked as being detached.
     pub fn endpoints_being_detached(&self) -> Result<Vec<String>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id FROM endpoints WHERE detaching = 1 ORDER BY rowid")?;
+        self.ids("SELECT id FROM endpoints WHERE detaching = 1 ORDER BY rowid")
+    }
+
+    /// The ids a query without parameters selects.
+    fn ids(&self, sql: &str) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare(sql)?;
         Ok(stmt
             .query_map([], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?)
