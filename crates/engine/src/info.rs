@@ -98,12 +98,18 @@ impl KernelFeatures {
             .filter_map(|list| std::fs::read_to_string(modules_dir.join(list)).ok())
             .collect::<Vec<_>>()
             .join("\n");
-        let kallsyms = std::fs::read_to_string(root.join("proc/kallsyms")).unwrap_or_default();
+        // Several megabytes, read only when a feature shows no other sign.
+        let kallsyms = std::cell::OnceCell::new();
         let found = |signs: &Signs| {
             root.join("sys/module").join(signs.module).exists()
                 || signs.paths.iter().any(|p| root.join(p).exists())
                 || lists_module(&module_lists, signs.module)
-                || defines_symbol(&kallsyms, signs.symbol)
+                || defines_symbol(
+                    kallsyms.get_or_init(|| {
+                        std::fs::read_to_string(root.join("proc/kallsyms")).unwrap_or_default()
+                    }),
+                    signs.symbol,
+                )
         };
         Self {
             nftables,
