@@ -29,7 +29,7 @@ type ApiResult = Result<Json<Value>, ApiError>;
 
 /// Runs a blocking engine call on the blocking pool. The task runs to its
 /// end even if the client goes away, so kernel work is never cut off.
-async fn blocking<T: serde::Serialize + Send + 'static>(
+pub(crate) async fn blocking<T: serde::Serialize + Send + 'static>(
     engine: Arc<Engine>,
     f: impl FnOnce(&Arc<Engine>) -> Result<T, EngineError> + Send + 'static,
 ) -> ApiResult {

@@ -18,6 +18,7 @@
 mod attach;
 mod error;
 mod handlers;
+mod info;
 
 pub use error::ApiError;
 
@@ -72,6 +73,8 @@ pub fn router_with_shutdown(engine: Arc<Engine>, shutdown: CancellationToken) ->
     use handlers::*;
     let routes = Router::new()
         .route("/openapi.json", get(openapi))
+        .route("/version", get(info::version))
+        .route("/info", get(info::info))
         .route("/images", get(list_images).post(create_image))
         .route("/images/{reference}", get(inspect_image).delete(remove_image))
         .route(
@@ -145,6 +148,8 @@ mod tests {
             ("/networks/{reference}", &["get", "delete"]),
             ("/networks/{reference}/connect", &["post"]),
             ("/networks/{reference}/disconnect", &["post"]),
+            ("/version", &["get"]),
+            ("/info", &["get"]),
         ] {
             assert!(paths.contains_key(path), "{path} missing from openapi.json");
             for method in methods {
@@ -154,7 +159,13 @@ mod tests {
                 );
             }
         }
-        for schema in ["CreateNetwork", "ConnectRequest", "DisconnectRequest"] {
+        for schema in [
+            "CreateNetwork",
+            "ConnectRequest",
+            "DisconnectRequest",
+            "Version",
+            "Info",
+        ] {
             assert!(
                 doc["components"]["schemas"].get(schema).is_some(),
                 "schema {schema} missing from openapi.json"

@@ -14,6 +14,7 @@ pub mod containers;
 mod error;
 pub mod execs;
 pub mod images;
+pub mod info;
 mod lookup;
 pub mod networks;
 mod reconcile;

@@ -1,6 +1,6 @@
 //! The command line of `cell` (see CLI.md), as clap types only.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -65,12 +65,69 @@ pub enum Command {
         /// Show stopped containers too.
         #[arg(short, long)]
         all: bool,
+        #[command(flatten)]
+        output: ListOutput,
     },
     /// Show a container as JSON (alias of `container inspect`).
     Inspect {
         /// Container (name, id or id prefix).
         container: String,
     },
+    // Helper H (issue 11): version, info, completions, man pages.
+    /// Show the versions of cell and of celld.
+    Version {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
+        format: ShowFormat,
+    },
+    /// Show celld's root, socket, pools, counts and the kernel features it found.
+    Info {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
+        format: ShowFormat,
+    },
+    /// Print the completion script of a shell: bash, zsh or fish (names of
+    /// containers, images and networks are completed from celld).
+    Completion {
+        /// The shell.
+        #[arg(value_parser = ["bash", "zsh", "fish"])]
+        shell: String,
+    },
+    /// Write man pages for cell and every subcommand into a directory.
+    Man {
+        /// The directory (created if missing), e.g. /usr/local/share/man/man1.
+        dir: PathBuf,
+    },
+}
+
+/// How a list is printed.
+#[derive(Args)]
+pub struct ListOutput {
+    /// Output format: table or json (an array of objects; see the README
+    /// for the fields).
+    #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+    pub format: ListFormat,
+    /// Print only the ids, one per line.
+    #[arg(short, long, conflicts_with = "format")]
+    pub quiet: bool,
+}
+
+/// The formats of lists.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    /// Columns with a header.
+    Table,
+    /// A JSON array.
+    Json,
+}
+
+/// The formats of `version` and `info`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ShowFormat {
+    /// Lines for people.
+    Text,
+    /// One JSON object.
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -91,7 +148,7 @@ pub enum ImageCommand {
         path: PathBuf,
     },
     /// List images.
-    Ls,
+    Ls(ListOutput),
     /// Show an image as JSON.
     Inspect {
         /// Image (name, id or id prefix).
@@ -109,7 +166,7 @@ pub enum NetworkCommand {
     /// Create a network and print its id.
     Create(NetworkCreateArgs),
     /// List networks.
-    Ls,
+    Ls(ListOutput),
     /// Show a network as JSON; `host` lists the host-driver containers.
     Inspect {
         /// Network name or id.
@@ -209,6 +266,8 @@ pub enum ContainerCommand {
         /// Show stopped containers too.
         #[arg(short, long)]
         all: bool,
+        #[command(flatten)]
+        output: ListOutput,
     },
 }
 

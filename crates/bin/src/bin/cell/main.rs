@@ -4,10 +4,14 @@
 
 mod args;
 mod client;
+mod complete;
 mod output;
 
 use anyhow::{Result, bail};
-use args::{Cli, Command, ContainerCommand, CreateArgs, ImageCommand, NetworkCommand, NetworkCreateArgs};
+use args::{
+    Cli, Command, ContainerCommand, CreateArgs, ImageCommand, ListFormat, ListOutput, NetworkCommand,
+    NetworkCreateArgs, ShowFormat,
+};
 use cell_core::error::one_line;
 use clap::Parser;
 use client::Client;
@@ -19,6 +23,9 @@ use serde_json::{Value, json};
 const CELL_FAILED: i32 = 125;
 
 fn main() {
+    // A shell asking for completions (`COMPLETE=bash cell -- ...`) is
+    // answered here, before anything else prints.
+    complete::complete_if_asked();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         // Help and version, asked for or shown for a bare `cell network`,
@@ -111,6 +118,57 @@ fn seg(s: &str) -> String {
         .collect()
 }
 
+/// The socket path of `-H unix:///PATH`.
+fn socket_path(host: &str) -> &str {
+    host.strip_prefix("unix://").unwrap_or(host)
+}
+
+/// A list the daemon answers with, as its items.
+async fn list(client: &Client, path: &str) -> Result<Vec<Value>> {
+    let value = client.call(Method::GET, path, None).await?;
+    Ok(value.as_array().cloned().unwrap_or_default())
+}
+
+/// Prints a list as `--format` and `-q` ask, the table drawn by `table`.
+fn print_list(
+    items: &[Value],
+    output: &ListOutput,
+    table: impl Fn(&[Value]) -> String,
+    json: fn(&[Value]) -> Value,
+) {
+    if output.quiet {
+        print!("{}", output::ids(items));
+        return;
+    }
+    match output.format {
+        ListFormat::Table => println!("{}", table(items)),
+        ListFormat::Json => print_json(&json(items)),
+    }
+}
+
+/// `cell version`: the client's part always; the daemon's, or one line
+/// saying it could not be asked (and a failure exit code).
+async fn version(client: &Client, format: ShowFormat) -> Result<i32> {
+    let mine = json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "os": std::env::consts::OS,
+        "arch": std::env::consts::ARCH,
+    });
+    let daemon = client.call(Method::GET, "/version", None).await;
+    let shown = daemon.as_ref().ok();
+    match format {
+        ShowFormat::Text => print!("{}", output::version_text(&mine, shown)),
+        ShowFormat::Json => print_json(&json!({ "client": mine, "daemon": shown })),
+    }
+    match daemon {
+        Ok(_) => Ok(0),
+        Err(e) => {
+            eprintln!("{}", error_line(&e));
+            Ok(CELL_FAILED)
+        }
+    }
+}
+
 async fn run(cli: Cli) -> Result<i32> {
     let client = &Client::new(&cli.host)?;
     match cli.command {
@@ -131,16 +189,42 @@ async fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
-        Command::Container(ContainerCommand::Ls { all }) | Command::Lsc { all } => {
-            let containers = client
-                .call(Method::GET, &format!("/containers?all={all}"), None)
-                .await?;
-            let images = client.call(Method::GET, "/images", None).await?;
-            let (c, i) = (
-                containers.as_array().cloned().unwrap_or_default(),
-                images.as_array().cloned().unwrap_or_default(),
-            );
-            println!("{}", output::containers_table(&c, &i, chrono::Utc::now()));
+        Command::Container(ContainerCommand::Ls { all, output }) | Command::Lsc { all, output } => {
+            let containers = list(client, &format!("/containers?all={all}")).await?;
+            if output.quiet {
+                print!("{}", output::ids(&containers));
+                return Ok(0);
+            }
+            let images = list(client, "/images").await?;
+            match output.format {
+                ListFormat::Table => println!(
+                    "{}",
+                    output::containers_table(&containers, &images, chrono::Utc::now())
+                ),
+                ListFormat::Json => print_json(&output::containers_json(&containers, &images)),
+            }
+            Ok(0)
+        }
+        Command::Version { format } => version(client, format).await,
+        Command::Info { format } => {
+            let mut info = client.call(Method::GET, "/info", None).await?;
+            // The daemon does not know by which path it was reached.
+            info["socket"] = json!(socket_path(&cli.host));
+            match format {
+                ShowFormat::Text => print!("{}", output::info_text(&info)),
+                ShowFormat::Json => print_json(&info),
+            }
+            Ok(0)
+        }
+        Command::Completion { shell } => {
+            let mut script = Vec::new();
+            complete::write_script(&shell, &mut script)?;
+            // A closed pipe (`cell completion bash | head`) is not a failure.
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
+            Ok(0)
+        }
+        Command::Man { dir } => {
+            complete::write_man_pages(&dir)?;
             Ok(0)
         }
         Command::Create(args) => {
@@ -326,12 +410,9 @@ async fn network(client: &Client, cmd: NetworkCommand) -> Result<i32> {
                 .await?;
             println!("{}", id_of(&network));
         }
-        NetworkCommand::Ls => {
-            let networks = client.call(Method::GET, "/networks", None).await?;
-            println!(
-                "{}",
-                output::networks_table(networks.as_array().map(Vec::as_slice).unwrap_or_default())
-            );
+        NetworkCommand::Ls(output) => {
+            let networks = list(client, "/networks").await?;
+            print_list(&networks, &output, output::networks_table, output::networks_json);
         }
         NetworkCommand::Inspect { network } => {
             print_json(
@@ -409,15 +490,10 @@ async fn image(client: &Client, cmd: ImageCommand) -> Result<i32> {
                 .await?;
             println!("{}", id_of(&image));
         }
-        ImageCommand::Ls => {
-            let images = client.call(Method::GET, "/images", None).await?;
-            println!(
-                "{}",
-                output::images_table(
-                    images.as_array().map(Vec::as_slice).unwrap_or_default(),
-                    chrono::Utc::now()
-                )
-            );
+        ImageCommand::Ls(output) => {
+            let images = list(client, "/images").await?;
+            let table = |images: &[Value]| output::images_table(images, chrono::Utc::now());
+            print_list(&images, &output, table, output::images_json);
         }
         ImageCommand::Inspect { image } => {
             print_json(

@@ -1,9 +1,13 @@
-//! How `cell` shows things: the container, image and network tables, and
-//! relative times.
+//! How `cell` shows things: the container, image and network tables,
+//! relative times, and the same lists as JSON for scripts.
+//!
+//! The JSON of a list is built here field by field from what celld answers,
+//! not passed through, so that its field names stay as the README documents
+//! them whatever the API's own types become.
 
 use chrono::{DateTime, Utc};
 use comfy_table::{LineStyle, Table, TableStyle};
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::collections::HashMap;
 
 /// "2 hours ago", as `lsc` shows CREATED.
@@ -119,6 +123,142 @@ pub fn networks_table(networks: &[Value]) -> String {
     table.to_string()
 }
 
+/// The `lsc --format json` array: one object per container.
+pub fn containers_json(containers: &[Value], images: &[Value]) -> Value {
+    let image_names: HashMap<&str, &Value> = images
+        .iter()
+        .filter_map(|i| Some((i["id"].as_str()?, &i["name"])))
+        .collect();
+    let list = containers.iter().map(|c| {
+        let image_id = c["image_id"].as_str().unwrap_or_default();
+        let ports: Vec<Value> = c["public_ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                json!({
+                    "host_ip": p["host_ip"],
+                    "host_port": p["host_port"],
+                    "container_port": p["container_port"],
+                    "protocol": p["protocol"],
+                })
+            })
+            .collect();
+        let running = c["running"] == Value::Bool(true);
+        json!({
+            "id": c["id"],
+            "name": c["name"],
+            "image_id": image_id,
+            "image": image_names.get(image_id).copied().unwrap_or(&Value::Null),
+            "command": c["cmd"],
+            "created": c["created"],
+            "status": if running { "running" } else { "stopped" },
+            "running": running,
+            "pid": c["pid"],
+            "exit_code": c["exit_code"],
+            "driver": c["network_driver"],
+            "ports": ports,
+        })
+    });
+    Value::Array(list.collect())
+}
+
+/// The `image ls --format json` array.
+pub fn images_json(images: &[Value]) -> Value {
+    let list = images.iter().map(|i| {
+        json!({
+            "id": i["id"],
+            "name": i["name"],
+            "source": i["source"],
+            "command": i["cmd"],
+            "created": i["created"],
+        })
+    });
+    Value::Array(list.collect())
+}
+
+/// The `network ls --format json` array.
+pub fn networks_json(networks: &[Value]) -> Value {
+    let list = networks.iter().map(|n| {
+        json!({
+            "id": n["id"],
+            "name": n["name"],
+            "type": n["type"],
+            "interface": n["interface"],
+            "subnet": n["subnet"],
+            "subnet6": n["subnet6"],
+            "gateway": n["gateway"],
+            "gateway6": n["gateway6"],
+            "nat": n["nat"],
+            "icc": n["icc"],
+            "internal": n["internal"],
+            "antispoof": n["antispoof"],
+        })
+    });
+    Value::Array(list.collect())
+}
+
+/// The ids of a list, one per line (`-q`).
+pub fn ids(list: &[Value]) -> String {
+    list.iter().map(|v| format!("{}\n", text(&v["id"]))).collect()
+}
+
+/// `cell version` as text: the client, then the daemon, or a line saying
+/// it could not be asked.
+pub fn version_text(client: &Value, daemon: Option<&Value>) -> String {
+    let mut out = format!(
+        "Client:\n Version:     {}\n OS/Arch:     {}/{}\n",
+        text(&client["version"]),
+        text(&client["os"]),
+        text(&client["arch"])
+    );
+    if let Some(daemon) = daemon {
+        out.push_str(&format!(
+            "Daemon:\n Version:     {}\n API version: {}\n OS/Arch:     {}/{}\n",
+            text(&daemon["version"]),
+            text(&daemon["api_version"]),
+            text(&daemon["os"]),
+            text(&daemon["arch"])
+        ));
+    }
+    out
+}
+
+/// `cell info` as text, from the daemon's `GET /info` with the socket the
+/// client used added.
+pub fn info_text(info: &Value) -> String {
+    let pool = |key: &str| match info[key].as_str() {
+        Some(pool) => pool.to_string(),
+        None => "none configured".to_string(),
+    };
+    let found = |key: &str| {
+        if info["kernel"][key] == Value::Bool(true) {
+            "found"
+        } else {
+            "not found"
+        }
+    };
+    format!(
+        "Daemon version: {}\nRoot:           {}\nSocket:         {}\nPool:           {}\n\
+         Pool6:          {}\nContainers:     {} ({} running)\nImages:         {}\n\
+         Networks:       {}\nKernel features:\n nftables:      {} (table inet cell)\n\
+         \x20bridge:        {}\n macvlan:       {}\n br_netfilter:  {}\n",
+        text(&info["version"]),
+        text(&info["root"]),
+        text(&info["socket"]),
+        pool("pool"),
+        pool("pool6"),
+        text(&info["containers"]),
+        text(&info["running"]),
+        text(&info["images"]),
+        text(&info["networks"]),
+        found("nftables"),
+        found("bridge"),
+        found("macvlan"),
+        found("br_netfilter"),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,5 +327,64 @@ mod tests {
         let row: Vec<&str> = lines[3].split_whitespace().collect();
         assert_eq!(row, ["0123456789ab", "v6only", "bridge", "cell1", "fd00::/64"]);
         assert!(!out.contains("null"), "null shown in\n{out}");
+    }
+
+    #[test]
+    fn json_lists_have_the_documented_fields() {
+        let containers = vec![serde_json::json!({
+            "id": "f455de07ac84", "name": "hungry_knuth", "image_id": "11370bfb4a88",
+            "cmd": ["sleep", "1"], "created": "2026-01-01T00:00:00Z", "running": false,
+            "pid": null, "exit_code": 0, "network_driver": "host", "user": "root",
+            "public_ports": [{"host_ip": null, "host_port": 8080, "container_port": 80, "protocol": "tcp"}],
+        })];
+        let images = vec![serde_json::json!({"id": "11370bfb4a88", "name": "busybox"})];
+        let out = containers_json(&containers, &images);
+        let c = &out[0];
+        assert_eq!(c["image"], "busybox");
+        assert_eq!(c["status"], "stopped");
+        assert_eq!(c["command"], serde_json::json!(["sleep", "1"]));
+        assert_eq!(c["ports"][0]["container_port"], 80);
+        assert!(c.get("user").is_none(), "fields not documented leak: {c}");
+        let mut keys: Vec<&String> = c.as_object().unwrap().keys().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "command",
+                "created",
+                "driver",
+                "exit_code",
+                "id",
+                "image",
+                "image_id",
+                "name",
+                "pid",
+                "ports",
+                "running",
+                "status"
+            ]
+        );
+        assert_eq!(ids(&containers), "f455de07ac84\n");
+        assert_eq!(ids(&[]), "");
+    }
+
+    #[test]
+    fn info_text_says_what_is_missing() {
+        let info = serde_json::json!({
+            "version": "0.1.0", "root": "/var/lib/cell", "socket": "/run/cell/celld.sock",
+            "pool": null, "pool6": null, "containers": 3, "running": 1, "images": 2, "networks": 1,
+            "kernel": {"nftables": true, "bridge": true, "macvlan": false, "br_netfilter": false},
+        });
+        let out = info_text(&info);
+        for line in [
+            "Root:           /var/lib/cell",
+            "Pool:           none configured",
+            "Containers:     3 (1 running)",
+            " nftables:      found (table inet cell)",
+            " bridge:        found",
+            " macvlan:       not found",
+        ] {
+            assert!(out.lines().any(|l| l == line), "{line:?} missing from\n{out}");
+        }
     }
 }
