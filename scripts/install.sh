@@ -219,11 +219,19 @@ uninstall_all() {
         die "not purging $DESTDIR$STATE_DIR: file systems are mounted below it (running containers); stop celld and remove the containers first, or uninstall without --purge"
     fi
     if [[ ! -f $DESTDIR$manifest ]]; then
-        # A purge after a plain uninstall still has the state to remove.
-        $purge && [[ -e $DESTDIR$STATE_DIR ]] ||
+        # A purge after a plain uninstall still has what that one kept: the
+        # state, and the config if it was changed.
+        $purge && [[ -e $DESTDIR$STATE_DIR || -e $DESTDIR$config ]] ||
             die "nothing to uninstall: no $DESTDIR$manifest (was cell installed with this PREFIX and DESTDIR?)"
-        rm -rf --one-file-system -- "$DESTDIR$STATE_DIR"
-        note "purged $STATE_DIR"
+        if [[ -e $DESTDIR$config ]]; then
+            rm -f "$DESTDIR$config"
+            rmdir "$DESTDIR$(dirname "$config")" 2>/dev/null || true
+            note "removed $config"
+        fi
+        if [[ -e $DESTDIR$STATE_DIR ]]; then
+            rm -rf --one-file-system -- "$DESTDIR$STATE_DIR"
+            note "purged $STATE_DIR"
+        fi
         return
     fi
     if systemd_running && {
