@@ -174,6 +174,51 @@ fn install_puts_every_file_in_destdir_and_uninstall_removes_them_all() {
     assert_eq!(std::fs::read_dir(&destdir).unwrap().count(), 0);
 }
 
+/// install.sh takes the completions and man pages from `cell completion
+/// SHELL` and `cell man DIR` when the binary has them (helper H's), and
+/// skips them with a note when it does not (both cases are met by the
+/// built `cell` before and after that merge; this stands in for the one
+/// not built).
+#[test]
+fn install_takes_completions_and_man_pages_from_a_cell_that_makes_them() {
+    let scratch = tempfile::tempdir().unwrap();
+    let destdir = scratch.path().join("stage");
+    let from = scratch.path().join("from");
+    std::fs::create_dir_all(&from).unwrap();
+    std::os::unix::fs::symlink(CELLD, from.join("celld")).unwrap();
+    let cell = from.join("cell");
+    std::fs::write(
+        &cell,
+        "#!/bin/sh\ncase \"$1\" in\n\
+         completion) echo \"# cell's $2 completion\" ;;\n\
+         man) mkdir -p \"$2\" && echo cell > \"$2/cell.1\" && echo run > \"$2/cell-run.1\" ;;\n\
+         *) exit 125 ;;\nesac\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&cell, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let notes = install_sh(&destdir, &["--from", from.to_str().unwrap()]);
+    assert!(!notes.contains("skipped the"), "{notes}");
+    let share = destdir.join("usr/local/share");
+    for (path, content) in [
+        ("bash-completion/completions/cell", "# cell's bash completion\n"),
+        ("zsh/site-functions/_cell", "# cell's zsh completion\n"),
+        (
+            "fish/vendor_completions.d/cell.fish",
+            "# cell's fish completion\n",
+        ),
+        ("man/man1/cell.1", "cell\n"),
+        ("man/man1/cell-run.1", "run\n"),
+    ] {
+        assert_eq!(
+            std::fs::read_to_string(share.join(path)).unwrap_or_default(),
+            content,
+            "{path}: {notes}"
+        );
+    }
+    install_sh(&destdir, &["--uninstall"]);
+    assert_eq!(std::fs::read_dir(&destdir).unwrap().count(), 0);
+}
+
 #[test]
 fn uninstall_keeps_the_state_and_a_changed_config_unless_purged() {
     let scratch = tempfile::tempdir().unwrap();
