@@ -199,7 +199,11 @@ install_all() {
 
     if systemd_running; then
         systemctl daemon-reload
-        note "start celld now and at boot with: systemctl enable --now celld"
+        if systemctl is-active --quiet celld.service; then
+            note "celld runs the previous binary until: systemctl restart celld (containers keep running)"
+        else
+            note "start celld now and at boot with: systemctl enable --now celld"
+        fi
     fi
 }
 
