@@ -5,7 +5,8 @@
 set -euo pipefail
 
 # gcc and libc6-dev: the traffic tests build a small static packet forger.
-packages=(busybox-static nftables libnftables-dev iproute2 util-linux procps gcc libc6-dev)
+# systemd: its systemd-analyze verifies the unit scripts/install.sh installs.
+packages=(busybox-static nftables libnftables-dev iproute2 util-linux procps gcc libc6-dev systemd)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -6,6 +6,7 @@ mod args;
 mod client;
 mod complete;
 mod output;
+mod progress;
 
 use anyhow::{Result, bail};
 use args::{
@@ -16,6 +17,7 @@ use cell_core::error::one_line;
 use clap::Parser;
 use client::Client;
 use hyper::Method;
+use progress::Progress;
 use serde_json::{Value, json};
 
 /// Exit code when cell itself failed (Docker's convention), so that it is
@@ -182,13 +184,7 @@ async fn run(cli: Cli) -> Result<i32> {
             );
             Ok(0)
         }
-        Command::Container(ContainerCommand::Prune) => {
-            let out = client.call(Method::DELETE, "/containers", None).await?;
-            for id in out["removed"].as_array().into_iter().flatten() {
-                println!("{}", id.as_str().unwrap_or_default());
-            }
-            Ok(0)
-        }
+        Command::Container(ContainerCommand::Prune) => prune_containers(client).await,
         Command::Container(ContainerCommand::Ls { all, output }) | Command::Lsc { all, output } => {
             let containers = list(client, &format!("/containers?all={all}")).await?;
             if output.quiet {
@@ -361,6 +357,45 @@ where
     Ok(0)
 }
 
+/// Removes the stopped containers one request each, printing each id as it
+/// goes (`DELETE /containers` would answer only once all are gone). One
+/// that started again or vanished meanwhile is not prunable any more and is
+/// passed over, as the daemon's prune does; any other failure is reported
+/// and the rest go on.
+async fn prune_containers(client: &Client) -> Result<i32> {
+    let containers = client.call(Method::GET, "/containers?all=true", None).await?;
+    let stopped: Vec<String> = containers
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["running"] == false)
+        .map(id_of)
+        .collect();
+    let mut failed = 0;
+    for id in &stopped {
+        let Err(e) = client
+            .call(Method::DELETE, &format!("/containers/{id}?force=false"), None)
+            .await
+        else {
+            println!("{id}");
+            continue;
+        };
+        let now = client.call(Method::GET, &format!("/containers/{id}"), None).await;
+        let prunable = now.is_ok_and(|c| c["container"]["running"] == false);
+        if prunable {
+            eprintln!("{}", error_line(&e));
+            failed += 1;
+        }
+    }
+    if failed > 0 {
+        bail!(
+            "{failed} of {} stopped containers could not be removed",
+            stopped.len()
+        );
+    }
+    Ok(0)
+}
+
 /// The body of `POST /containers` (the engine's `CreateContainer`).
 fn create_body(args: &CreateArgs) -> Value {
     json!({
@@ -470,17 +505,24 @@ async fn image(client: &Client, cmd: ImageCommand) -> Result<i32> {
     match cmd {
         ImageCommand::Create { kind: _, name } => {
             let name = name.unwrap_or_else(|| "busybox".into());
-            eprintln!("building image {name} from the host's static busybox...");
+            let progress = Progress::start(format!("building image {name} from the host's static busybox"));
             let image = client
                 .call(Method::POST, "/images", Some(&json!({ "name": name })))
                 .await?;
-            eprintln!("image {name} created");
+            progress.finish(&format!("image {name} created"));
             println!("{}", id_of(&image));
         }
         ImageCommand::Import { name, path } => {
             // The daemon resolves paths on its side: send an absolute one.
             let path = std::path::absolute(&path).unwrap_or(path);
-            eprintln!("importing image {name} from {}...", path.display());
+            // A tarball's size tells how long to expect; a tree's would
+            // need a walk of its own.
+            let size = std::fs::metadata(&path)
+                .ok()
+                .filter(|m| m.is_file())
+                .map(|m| format!(" ({})", indicatif::HumanBytes(m.len())))
+                .unwrap_or_default();
+            let progress = Progress::start(format!("importing image {name} from {}{size}", path.display()));
             let image = client
                 .call(
                     Method::POST,
@@ -488,6 +530,7 @@ async fn image(client: &Client, cmd: ImageCommand) -> Result<i32> {
                     Some(&json!({ "name": name, "path": path })),
                 )
                 .await?;
+            progress.finish(&format!("image {name} imported"));
             println!("{}", id_of(&image));
         }
         ImageCommand::Ls(output) => {
