@@ -528,7 +528,7 @@ fn storm_with_celld_killed_at_random_moments_leaves_store_and_kernel_in_agreemen
             sb.start_celld();
         }
         // Some calm work on the last daemon, then the end of the storm.
-        storm.wait_for_commands(10);
+        storm.wait_for_commands(30);
         storm.is_over.store(true, Ordering::SeqCst);
     });
     eprintln!(
@@ -560,12 +560,45 @@ fn storm_with_celld_killed_at_random_moments_leaves_store_and_kernel_in_agreemen
         problems.join("\n"),
         tail(&sb.celld_log(), 60)
     );
-    // Positive control: the check sees what a storm leaves: something ran.
+    // Positive controls: the storm did make things, and the check does see
+    // a veth, a route and a process that the store does not name.
     let outcomes = storm.outcomes.lock().unwrap();
     assert!(
         outcomes.get("run -d").is_some_and(|(ok, _)| *ok > 0),
         "no run succeeded in the storm: {outcomes:?}"
     );
+    assert_planted_leaks_are_seen(&sb);
+}
+
+/// Plants a veth named like cell's, an unreachable route and a stray
+/// process in the sandbox, and asserts that the store/kernel check names
+/// each of them.
+fn assert_planted_leaks_are_seen(sb: &Sandbox) {
+    sb.sh_ok(
+        "ip link add cv0123456789ab type veth peer name plantedpeer \
+         && ip route add unreachable 10.99.0.0/24",
+    );
+    // nsenter waits for it; the sandbox's end kills it.
+    let mut stray = sb.in_ns("sleep").arg("1000000").spawn().expect("stray");
+    wait_until("the stray process to run", Duration::from_secs(10), || {
+        sb.sandbox_processes()
+            .iter()
+            .any(|p| p.cmdline == ["sleep", "1000000"] && p.ppid == 0)
+    });
+    let problems = sb.disagreements(&sb.store_snapshot(), &sb.kernel_snapshot());
+    for needle in [
+        "veth cv0123456789ab",
+        "unreachable route 10.99.0.0/24",
+        "[\"sleep\", \"1000000\"] descends from no supervisor",
+    ] {
+        assert!(
+            problems.iter().any(|p| p.contains(needle)),
+            "the check missed a planted {needle:?}: {problems:#?}"
+        );
+    }
+    sb.sh_ok("ip link del cv0123456789ab && ip route del unreachable 10.99.0.0/24");
+    let _ = stray.kill();
+    let _ = stray.wait();
 }
 
 /// The last `lines` lines of `text`.
@@ -677,6 +710,18 @@ fn churn_of_runs_and_connects_leaves_kernel_fds_and_threads_as_they_were() {
     run_cycle("warmup");
     connect_cycle(0);
     connect_cycle(1);
+    // The store/kernel check agrees with a container on both networks, and
+    // sees its veths (so it is not vacuous).
+    ok(&sb, "network connect churnbr anchor");
+    ok(&sb, "network connect churnlo anchor");
+    let store = sb.store_snapshot();
+    let kernel = sb.kernel_snapshot();
+    let problems = sb.disagreements(&store, &kernel);
+    assert!(problems.is_empty(), "{problems:#?}");
+    let veths = kernel.links.iter().filter(|l| is_cell_veth_name(&l.name)).count();
+    assert_eq!(veths, 2, "{:?}", kernel.links);
+    ok(&sb, "network disconnect churnbr anchor");
+    ok(&sb, "network disconnect churnlo anchor");
 
     let celld = sb.celld_pid();
     let kernel_before = kernel_state(&sb);
@@ -741,6 +786,8 @@ fn churn_of_runs_and_connects_leaves_kernel_fds_and_threads_as_they_were() {
         changes.join("\n")
     );
     assert_eq!(sb.container_count(), 1, "only the anchor is left");
+    let problems = sb.disagreements(&sb.store_snapshot(), &sb.kernel_snapshot());
+    assert!(problems.is_empty(), "{problems:#?}");
     assert_eq!(
         (after.open_fds, after.threads),
         (before.open_fds, before.threads),
