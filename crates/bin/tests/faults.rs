@@ -384,6 +384,14 @@ impl Storm {
     fn run(&self, verb: &'static str, args: &[&str]) {
         self.started.fetch_add(1, Ordering::SeqCst);
         let finished = Pending::start_args(&self.socket, args).finish_within(STORM_COMMAND_DEADLINE);
+        // Forget containers celld does not know (a run that never made its
+        // row), so that later choices hit ones that exist.
+        if let Some(out) = &finished.output {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if let Some(gone) = stderr.trim().strip_prefix("no such container: ") {
+                self.containers.lock().unwrap().retain(|c| c != gone);
+            }
+        }
         if finished.output.is_none() {
             self.hung.lock().unwrap().push(finished.line.clone());
         }
@@ -514,10 +522,11 @@ fn storm_with_celld_killed_at_random_moments_leaves_store_and_kernel_in_agreemen
             scope.spawn(move || storm.client(number, seed));
         }
         for kill in 1..=kills {
-            // Aim at commands in flight: a few more started, then a moment
-            // of up to 80 ms (a run's row and its processes are made
-            // within that).
-            storm.wait_for_commands(5 + dice.below(30));
+            // Aim at commands in flight: some more started (enough that
+            // most of them meet a daemon that is up), then a moment of up
+            // to 80 ms (a run's row and its processes are made within
+            // that).
+            storm.wait_for_commands(20 + dice.below(60));
             std::thread::sleep(Duration::from_millis(dice.below(80) as u64));
             sb.kill_celld(libc::SIGKILL);
             eprintln!(
@@ -788,10 +797,14 @@ fn churn_of_runs_and_connects_leaves_kernel_fds_and_threads_as_they_were() {
     assert_eq!(sb.container_count(), 1, "only the anchor is left");
     let problems = sb.disagreements(&sb.store_snapshot(), &sb.kernel_snapshot());
     assert!(problems.is_empty(), "{problems:#?}");
-    assert_eq!(
-        (after.open_fds, after.threads),
-        (before.open_fds, before.threads),
-        "celld's (fds, threads) did not come back"
+    // Fewer is fine: an idle worker thread of the baseline may have ended.
+    assert!(
+        after.open_fds <= before.open_fds && after.threads <= before.threads,
+        "celld's fds went from {} to {} and its threads from {} to {}",
+        before.open_fds,
+        after.open_fds,
+        before.threads,
+        after.threads
     );
     assert!(
         after.rss_kib < 2 * before.rss_kib + 20 * 1024,

@@ -839,8 +839,10 @@ impl Sandbox {
                 ));
             } else if top.pid == p.pid && !running_pids.contains_key(&p.pid) {
                 problems.push(format!(
-                    "process {} {:?} is no running container's init",
-                    p.pid, p.cmdline
+                    "process {} {:?} is no running container's init ({})",
+                    p.pid,
+                    p.cmdline,
+                    self.whose_process(p.pid, store)
                 ));
             }
         }
@@ -872,6 +874,27 @@ impl Sandbox {
             }
         }
         problems
+    }
+
+    /// Which container a process belongs to, by its hostname (a
+    /// container's name), and what the store says of that container.
+    fn whose_process(&self, pid: i64, store: &StoreSnapshot) -> String {
+        let out = self.sh(&format!("nsenter -t {pid} -u hostname"));
+        let hostname = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !out.status.success() || hostname.is_empty() {
+            return "its hostname is unknown".to_string();
+        }
+        match store
+            .containers
+            .iter()
+            .find(|c| c["container"]["name"] == hostname.as_str())
+        {
+            Some(c) => format!(
+                "hostname {hostname}: the store has that container, running: {}, pid: {}",
+                c["container"]["running"], c["container"]["pid"]
+            ),
+            None => format!("hostname {hostname}: no container of that name in the store"),
+        }
     }
 
     /// Waits (up to `timeout`) until store and kernel agree; returns the
