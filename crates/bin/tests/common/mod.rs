@@ -774,6 +774,9 @@ impl Sandbox {
                 }
             }
         }
+        // Only netns bind mounts live in the sandbox's mount namespace; a
+        // container's overlay root lives in its own, so a leaked overlay
+        // comes with a leaked process, which the process check finds.
         let root = format!("{}/", self.root.display());
         for (fstype, target) in &kernel.mounts {
             let Some(rest) = target.strip_prefix(&root) else {
