@@ -650,3 +650,570 @@ impl Sandbox {
         wait_until("celld's socket", Duration::from_secs(20), || socket.exists());
     }
 }
+
+// ---------------------------------------------------------------------------
+// Store and kernel snapshots (issue 7, items 7 and 8): what celld says it
+// holds, what the sandbox's kernel holds, and the ways the two can disagree.
+// The fault, churn and lock tests (faults.rs) compare them; they look only
+// at the CLI's JSON and at the kernel, so they hold whatever the engine's
+// inside looks like.
+// ---------------------------------------------------------------------------
+
+/// One link of the sandbox, as `ip -d -j link` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct KernelLink {
+    pub name: String,
+    /// `veth`, `bridge`, `macvlan`...; empty for `lo`.
+    pub kind: String,
+    pub master: String,
+    pub mac: String,
+}
+
+/// One route of the sandbox's main table, as `ip -j route` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct KernelRoute {
+    /// `unicast`, `unreachable`...
+    pub kind: String,
+    /// As iproute2 writes it: `10.6.0.1` for a host route, `10.6.0.0/24`.
+    pub dst: String,
+    pub dev: String,
+    pub protocol: String,
+}
+
+/// One element of an nftables set: where it is and its JSON.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SetElement {
+    /// `FAMILY TABLE SET`.
+    pub set: String,
+    pub element: String,
+}
+
+/// One process of the sandbox's pid namespace (container processes, in
+/// namespaces of their own below it, included), with the sandbox's pids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxProcess {
+    pub pid: i64,
+    pub ppid: i64,
+    /// `R`, `S`, `Z`... as /proc/PID/status gives it.
+    pub state: String,
+    pub cmdline: Vec<String>,
+}
+
+impl SandboxProcess {
+    /// Whether it has ended and waits only to be reaped. The sandbox's
+    /// pid 1 is a `sleep` that reaps nothing, so every supervisor that ends
+    /// stays a zombie there; a zombie holds nothing but its pid.
+    pub fn is_zombie(&self) -> bool {
+        self.state.starts_with('Z')
+    }
+}
+
+/// What the sandbox's kernel holds that cell may have made.
+#[derive(Debug, Clone)]
+pub struct KernelSnapshot {
+    pub links: Vec<KernelLink>,
+    /// IPv4 and IPv6 routes of the main table.
+    pub routes: Vec<KernelRoute>,
+    pub elements: Vec<SetElement>,
+    pub rule_count: usize,
+    /// `(fstype, mount point)` of the sandbox's mount namespace.
+    pub mounts: Vec<(String, String)>,
+    /// The names in `ROOT/netns`.
+    pub netns_files: Vec<String>,
+    pub processes: Vec<SandboxProcess>,
+}
+
+/// What celld says it holds, through the CLI's JSON.
+#[derive(Debug, Clone)]
+pub struct StoreSnapshot {
+    /// `cell inspect ID` of every container, stopped ones included.
+    pub containers: Vec<serde_json::Value>,
+    /// `cell network inspect ID` of every network.
+    pub networks: Vec<serde_json::Value>,
+}
+
+/// Counters of one process, from `/proc/PID`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessFigures {
+    pub open_fds: usize,
+    pub threads: usize,
+    pub rss_kib: u64,
+}
+
+/// The open fds, threads and resident memory of host pid `pid`.
+pub fn process_figures(pid: u32) -> ProcessFigures {
+    let open_fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss_kib = status_field(&status, "VmRSS:")
+        .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
+        .unwrap_or(0);
+    ProcessFigures {
+        open_fds,
+        threads,
+        rss_kib,
+    }
+}
+
+fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
+    status.lines().find_map(|l| l.strip_prefix(key)).map(str::trim)
+}
+
+fn json_str(v: &serde_json::Value, key: &str) -> String {
+    v[key].as_str().unwrap_or_default().to_string()
+}
+
+/// The string leaves of an nftables element (addresses, interface names,
+/// MACs) and its prefixes, written `ADDR/LEN`.
+fn element_leaves(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::String(s) => out.push(s.clone()),
+        serde_json::Value::Object(o) if o.contains_key("prefix") => {
+            let p = &o["prefix"];
+            out.push(format!("{}/{}", json_str(p, "addr"), p["len"]));
+        }
+        serde_json::Value::Object(o) => o.values().for_each(|v| element_leaves(v, out)),
+        serde_json::Value::Array(a) => a.iter().for_each(|v| element_leaves(v, out)),
+        _ => {}
+    }
+}
+
+/// Whether `name` is a host end cell names its veths with: `cv` and 12 hex.
+pub fn is_cell_veth_name(name: &str) -> bool {
+    name.len() == 14
+        && name.starts_with("cv")
+        && name[2..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+impl Sandbox {
+    /// What the sandbox's kernel holds now: links, routes, set elements,
+    /// rules, mounts, netns files and processes.
+    pub fn kernel_snapshot(&self) -> KernelSnapshot {
+        let links_json: serde_json::Value =
+            serde_json::from_str(&self.sh_ok("ip -d -j link show")).expect("ip link json");
+        let mut links: Vec<KernelLink> = links_json
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|l| KernelLink {
+                name: json_str(l, "ifname"),
+                kind: json_str(&l["linkinfo"], "info_kind"),
+                master: json_str(l, "master"),
+                mac: json_str(l, "address"),
+            })
+            .collect();
+        links.sort();
+
+        let mut routes = Vec::new();
+        for family in ["-4", "-6"] {
+            let text = self.sh_ok(&format!("ip {family} -j route show table main"));
+            let list: serde_json::Value = serde_json::from_str(&text).expect("ip route json");
+            routes.extend(list.as_array().into_iter().flatten().map(|r| KernelRoute {
+                kind: r["type"].as_str().unwrap_or("unicast").to_string(),
+                dst: json_str(r, "dst"),
+                dev: json_str(r, "dev"),
+                protocol: json_str(r, "protocol"),
+            }));
+        }
+        routes.sort();
+
+        let ruleset = self.nft_ruleset();
+        let objects = ruleset["nftables"].as_array().cloned().unwrap_or_default();
+        let rule_count = objects.iter().filter(|o| o.get("rule").is_some()).count();
+        let mut elements: Vec<SetElement> = objects
+            .iter()
+            .filter_map(|o| o.get("set"))
+            .flat_map(|set| {
+                let head = format!(
+                    "{} {} {}",
+                    json_str(set, "family"),
+                    json_str(set, "table"),
+                    json_str(set, "name")
+                );
+                set["elem"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(move |e| SetElement {
+                        set: head.clone(),
+                        element: e.to_string(),
+                    })
+            })
+            .collect();
+        elements.sort();
+
+        // The holder's mount table is the sandbox's.
+        let mut mounts: Vec<(String, String)> =
+            std::fs::read_to_string(format!("/proc/{}/mounts", self.holder))
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    (f.len() > 2).then(|| (f[2].to_string(), f[1].to_string()))
+                })
+                .collect();
+        mounts.sort();
+
+        let mut netns_files: Vec<String> = std::fs::read_dir(self.root.join("netns"))
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        netns_files.sort();
+
+        KernelSnapshot {
+            links,
+            routes,
+            elements,
+            rule_count,
+            mounts,
+            netns_files,
+            processes: self.sandbox_processes(),
+        }
+    }
+
+    /// The processes of the sandbox's pid namespace, read from its own
+    /// /proc (through the holder's root, which resolves in the sandbox's
+    /// mount namespace), so pids are the ones celld records.
+    pub fn sandbox_processes(&self) -> Vec<SandboxProcess> {
+        let proc_dir = format!("/proc/{}/root/proc", self.holder);
+        let mut processes: Vec<SandboxProcess> = std::fs::read_dir(&proc_dir)
+            .expect("the sandbox's /proc")
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str()?.parse::<i64>().ok())
+            .filter_map(|pid| {
+                let status = std::fs::read_to_string(format!("{proc_dir}/{pid}/status")).ok()?;
+                let cmdline = std::fs::read(format!("{proc_dir}/{pid}/cmdline")).ok()?;
+                Some(SandboxProcess {
+                    pid,
+                    ppid: status_field(&status, "PPid:")?.parse().ok()?,
+                    state: status_field(&status, "State:")?.to_string(),
+                    cmdline: cmdline
+                        .split(|b| *b == 0)
+                        .filter(|a| !a.is_empty())
+                        .map(|a| String::from_utf8_lossy(a).into_owned())
+                        .collect(),
+                })
+            })
+            .collect();
+        processes.sort_by_key(|p| p.pid);
+        processes
+    }
+
+    /// Every container and network celld knows, as the CLI's JSON shows
+    /// them.
+    pub fn store_snapshot(&self) -> StoreSnapshot {
+        let ids = |args: &[&str]| -> Vec<String> {
+            self.ok(args)
+                .lines()
+                .skip(2)
+                .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+                .collect()
+        };
+        let containers = ids(&["lsc", "-a"]).iter().map(|id| self.inspect(id)).collect();
+        let networks = ids(&["network", "ls"])
+            .iter()
+            .map(|id| {
+                serde_json::from_str(&self.ok(&["network", "inspect", id])).expect("network inspect json")
+            })
+            .collect();
+        StoreSnapshot { containers, networks }
+    }
+
+    /// Every way in which `kernel` and `store` disagree, one sentence each;
+    /// empty when every endpoint of a running container has its veth,
+    /// routes and set elements, the kernel holds no veth, bridge, route, set
+    /// element, mount, netns, supervisor or container process the store
+    /// does not name, and no network hands out an address twice.
+    pub fn disagreements(&self, store: &StoreSnapshot, kernel: &KernelSnapshot) -> Vec<String> {
+        use std::collections::{BTreeMap, BTreeSet};
+        let mut problems = Vec::new();
+        let networks: BTreeMap<String, &serde_json::Value> = store
+            .networks
+            .iter()
+            .map(|n| (json_str(&n["network"], "id"), &n["network"]))
+            .collect();
+        let running: Vec<&serde_json::Value> = store
+            .containers
+            .iter()
+            .filter(|c| c["container"]["running"] == true)
+            .collect();
+        let links: BTreeMap<&str, &KernelLink> = kernel.links.iter().map(|l| (l.name.as_str(), l)).collect();
+
+        // What the kernel may hold, from the store.
+        let mut wanted_veths = BTreeSet::new();
+        let mut wanted_leaves = BTreeSet::new();
+        let mut wanted_netns = BTreeSet::new();
+        let mut running_pids = BTreeMap::new();
+        for n in networks.values() {
+            for key in ["subnet", "subnet6", "gateway", "gateway6", "interface", "nat"] {
+                wanted_leaves.insert(json_str(n, key));
+            }
+            if let Some(bridge) = links.get(json_str(n, "interface").as_str()) {
+                wanted_leaves.insert(bridge.mac.clone());
+            }
+        }
+        for c in &running {
+            let id = json_str(&c["container"], "id");
+            let name = json_str(&c["container"], "name");
+            wanted_netns.insert(id.clone());
+            if let Some(pid) = c["container"]["pid"].as_i64() {
+                running_pids.insert(pid, name.clone());
+            }
+            for e in c["container_endpoints"].as_array().into_iter().flatten() {
+                let epair = json_str(e, "epair");
+                let addresses: Vec<String> = ["ip_address", "ip_address6"]
+                    .iter()
+                    .map(|k| json_str(e, k))
+                    .filter(|a| !a.is_empty())
+                    .collect();
+                wanted_veths.insert(epair.clone());
+                wanted_leaves.insert(epair.clone());
+                wanted_leaves.insert(json_str(e, "mac"));
+                wanted_leaves.extend(addresses.iter().cloned());
+                let Some(network) = networks.get(&json_str(e, "network_id")) else {
+                    problems.push(format!(
+                        "container {name} has an endpoint on network {} that does not exist",
+                        json_str(e, "network_id")
+                    ));
+                    continue;
+                };
+                let network_type = json_str(network, "type");
+                if network_type == "custom" {
+                    continue;
+                }
+                match links.get(epair.as_str()) {
+                    None => problems.push(format!(
+                        "running container {name} has no veth {epair} for network {}",
+                        json_str(network, "name")
+                    )),
+                    Some(link) if network_type == "bridge" => {
+                        let bridge = json_str(network, "interface");
+                        if link.master != bridge {
+                            problems.push(format!(
+                                "veth {epair} of {name} is on {:?}, not on bridge {bridge}",
+                                link.master
+                            ));
+                        }
+                    }
+                    Some(_) => {}
+                }
+                for address in &addresses {
+                    if network_type == "loopback"
+                        && !kernel.routes.iter().any(|r| &r.dst == address && r.dev == epair)
+                    {
+                        problems.push(format!(
+                            "running container {name} has no host route {address} dev {epair}"
+                        ));
+                    }
+                    let quoted = format!("\"{address}\"");
+                    if !kernel.elements.iter().any(|el| el.element.contains(&quoted)) {
+                        problems.push(format!(
+                            "no nftables set element holds {address} of running container {name}"
+                        ));
+                    }
+                }
+            }
+        }
+
+        // What the kernel holds that the store does not name.
+        let bridges: BTreeSet<String> = networks
+            .values()
+            .filter(|n| n["type"] == "bridge")
+            .map(|n| json_str(n, "interface"))
+            .collect();
+        for link in &kernel.links {
+            if is_cell_veth_name(&link.name) && !wanted_veths.contains(&link.name) {
+                problems.push(format!("veth {} belongs to no running endpoint", link.name));
+            }
+            if link.kind == "bridge" && !bridges.contains(&link.name) {
+                problems.push(format!("bridge {} belongs to no network", link.name));
+            }
+        }
+        for route in &kernel.routes {
+            if is_cell_veth_name(&route.dev) && !wanted_veths.contains(&route.dev) {
+                problems.push(format!("route {} dev {} names no endpoint", route.dst, route.dev));
+            }
+            let is_loopback_subnet = |n: &&&serde_json::Value| {
+                n["type"] == "loopback"
+                    && (json_str(n, "subnet") == route.dst || json_str(n, "subnet6") == route.dst)
+            };
+            if route.kind == "unreachable" && !networks.values().any(|n| is_loopback_subnet(&n)) {
+                problems.push(format!(
+                    "unreachable route {} belongs to no loopback network",
+                    route.dst
+                ));
+            }
+        }
+        for element in &kernel.elements {
+            let mut leaves = Vec::new();
+            element_leaves(
+                &serde_json::from_str(&element.element).unwrap_or_default(),
+                &mut leaves,
+            );
+            for leaf in leaves {
+                let is_address = leaf
+                    .split('/')
+                    .next()
+                    .unwrap()
+                    .parse::<std::net::IpAddr>()
+                    .is_ok();
+                let is_mac = leaf.len() == 17 && leaf.bytes().filter(|b| *b == b':').count() == 5;
+                let is_cell_name = is_cell_veth_name(&leaf) || leaf.starts_with("cell");
+                if (is_address || is_mac || is_cell_name) && !wanted_leaves.contains(&leaf) {
+                    problems.push(format!(
+                        "set element {} in {} names {leaf}, which nothing in the store holds",
+                        element.element, element.set
+                    ));
+                }
+            }
+        }
+        // Only netns bind mounts live in the sandbox's mount namespace; a
+        // container's overlay root lives in its own, so a leaked overlay
+        // comes with a leaked process, which the process check finds.
+        let root = format!("{}/", self.root.display());
+        for (fstype, target) in &kernel.mounts {
+            let Some(rest) = target.strip_prefix(&root) else {
+                continue;
+            };
+            let is_wanted_netns = rest
+                .strip_prefix("netns/")
+                .is_some_and(|id| wanted_netns.contains(id));
+            if !is_wanted_netns {
+                problems.push(format!("{fstype} mount {target} belongs to no running container"));
+            }
+        }
+        for file in &kernel.netns_files {
+            if !wanted_netns.contains(file) {
+                problems.push(format!("netns {file} belongs to no running container"));
+            }
+        }
+
+        // Processes: pid 1 is the holder, celld runs once, every supervisor
+        // supervises a running container, and every other process descends
+        // from a supervisor.
+        let live: Vec<&SandboxProcess> = kernel.processes.iter().filter(|p| !p.is_zombie()).collect();
+        let by_pid: BTreeMap<i64, &SandboxProcess> = live.iter().map(|p| (p.pid, *p)).collect();
+        let is_celld = |p: &SandboxProcess| {
+            p.cmdline
+                .first()
+                .is_some_and(|a| a.ends_with("/celld") || a == "celld")
+        };
+        let is_supervisor = |p: &SandboxProcess| is_celld(p) && p.cmdline.get(1).is_some_and(|a| a == "shim");
+        let daemons = live.iter().filter(|p| is_celld(p) && !is_supervisor(p)).count();
+        if daemons != 1 {
+            problems.push(format!("{daemons} celld daemons run in the sandbox, not one"));
+        }
+        for p in live.iter().copied() {
+            if p.pid == 1 || is_celld(p) && !is_supervisor(p) {
+                continue;
+            }
+            if is_supervisor(p) {
+                let children: Vec<i64> = live.iter().filter(|c| c.ppid == p.pid).map(|c| c.pid).collect();
+                if !children.iter().any(|c| running_pids.contains_key(c)) {
+                    problems.push(format!(
+                        "supervisor {} {:?} runs children {children:?}, none a running container's",
+                        p.pid, p.cmdline
+                    ));
+                }
+                continue;
+            }
+            // Walk up to the supervisor this process descends from.
+            let mut ancestor = p;
+            let mut top = p;
+            while let Some(parent) = by_pid.get(&ancestor.ppid) {
+                if is_supervisor(parent) {
+                    break;
+                }
+                top = parent;
+                ancestor = parent;
+            }
+            let supervised = by_pid.get(&top.ppid).is_some_and(|s| is_supervisor(s));
+            if !supervised {
+                problems.push(format!(
+                    "process {} {:?} descends from no supervisor",
+                    p.pid, p.cmdline
+                ));
+            } else if top.pid == p.pid && !running_pids.contains_key(&p.pid) {
+                problems.push(format!(
+                    "process {} {:?} is no running container's init ({})",
+                    p.pid,
+                    p.cmdline,
+                    self.whose_process(p.pid, store)
+                ));
+            }
+        }
+        for (pid, name) in &running_pids {
+            let supervised = by_pid
+                .get(pid)
+                .and_then(|p| by_pid.get(&p.ppid))
+                .is_some_and(|s| is_supervisor(s));
+            if !supervised {
+                problems.push(format!(
+                    "running container {name} has no supervised process {pid}"
+                ));
+            }
+        }
+
+        // No address twice in one network.
+        for n in &store.networks {
+            let mut seen = BTreeSet::new();
+            for e in n["network_endpoints"].as_array().into_iter().flatten() {
+                for key in ["ip_address", "ip_address6"] {
+                    let address = json_str(e, key);
+                    if !address.is_empty() && !seen.insert(address.clone()) {
+                        problems.push(format!(
+                            "address {address} is held twice in network {}",
+                            json_str(&n["network"], "name")
+                        ));
+                    }
+                }
+            }
+        }
+        problems
+    }
+
+    /// Which container a process belongs to, by its hostname (a
+    /// container's name), and what the store says of that container.
+    fn whose_process(&self, pid: i64, store: &StoreSnapshot) -> String {
+        let out = self.sh(&format!("nsenter -t {pid} -u hostname"));
+        let hostname = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !out.status.success() || hostname.is_empty() {
+            return "its hostname is unknown".to_string();
+        }
+        match store
+            .containers
+            .iter()
+            .find(|c| c["container"]["name"] == hostname.as_str())
+        {
+            Some(c) => format!(
+                "hostname {hostname}: the store has that container, running: {}, pid: {}",
+                c["container"]["running"], c["container"]["pid"]
+            ),
+            None => format!("hostname {hostname}: no container of that name in the store"),
+        }
+    }
+
+    /// Waits (up to `timeout`) until store and kernel agree; returns the
+    /// disagreements of the last look, empty if they agreed.
+    pub fn wait_for_agreement(&self, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let store = self.store_snapshot();
+            let problems = self.disagreements(&store, &self.kernel_snapshot());
+            if problems.is_empty() || Instant::now() >= deadline {
+                return problems;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
