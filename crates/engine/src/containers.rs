@@ -244,21 +244,32 @@ impl Engine {
     }
 
     /// Removes a container; a running one only with `force` (it is killed).
+    /// The kill happens without the container's lock; if a start wins the
+    /// lock in between, the new run is killed too, a few times at most.
     pub fn remove_container(self: &Arc<Self>, reference: &str, force: bool) -> Result<Container> {
-        let container = self.find_container(reference)?;
-        if container.running {
+        let found = self.find_container(reference)?;
+        let lock = self.container_lock(&found.id);
+        let mut attempts = 0;
+        let (_guard, container) = loop {
+            let guard = crate::lock(&lock);
+            let container = self.find_container(&found.id)?;
+            if !container.running {
+                break (guard, container);
+            }
             if !force {
                 return Err(running_conflict(&container.name));
             }
+            attempts += 1;
+            if attempts > 5 {
+                return Err(CoreError::conflict(format!(
+                    "container '{}' kept being started again while it was removed",
+                    container.name
+                ))
+                .into());
+            }
+            drop(guard);
             self.stop_by_id(&container.id, Duration::ZERO)?;
-        }
-        let lock = self.container_lock(&container.id);
-        let _guard = crate::lock(&lock);
-        let container = self.find_container(&container.id)?;
-        // Started again between the kill and the lock: not ours to remove.
-        if container.running {
-            return Err(running_conflict(&container.name));
-        }
+        };
         // Stopped containers hold no kernel objects; this is for one whose
         // teardown failed half-way.
         if let Err(e) = self.teardown_container_net(&container.id) {
