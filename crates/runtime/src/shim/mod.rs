@@ -12,6 +12,8 @@
 //! - [`supervisor`]: the shim itself ([`shim_main`]): the output log, the
 //!   exit record, signals, and the container process's lifetime.
 //! - [`attach`]: the attach socket protocol.
+//! - [`log`]: the output log on disk, bounded by rotation, with a time
+//!   index, and its reader for `cell logs`.
 //! - [`init`]: the child side: namespaces, rootfs, capabilities, exec. Every
 //!   kernel call there goes through [`crate::syscall::Syscalls`].
 //!
@@ -52,6 +54,7 @@ use crate::error::{Result, RuntimeError};
 
 pub mod attach;
 pub(crate) mod init;
+pub mod log;
 pub mod spawn;
 pub mod supervisor;
 
@@ -83,11 +86,19 @@ pub fn read_exit(state_dir: &Path) -> Option<i32> {
         .map(|r| r.exit_code)
 }
 
-/// The framed output written so far; it ends with the exit frame once
-/// [`read_exit`] returns a code.
+/// The framed output retained so far (rotated files first); it ends with
+/// the exit frame once [`read_exit`] returns a code.
 pub fn stream_history(state_dir: &Path) -> Result<Vec<u8>> {
     let path = state_dir.join(OUTPUT_LOG);
-    fs::read(&path).map_err(|source| RuntimeError::Read { path, source })
+    let current = fs::read(&path).map_err(|source| RuntimeError::Read { path, source })?;
+    let mut stream = Vec::new();
+    for rotated in log::segment_paths(state_dir) {
+        if rotated != state_dir.join(OUTPUT_LOG) {
+            stream.extend(fs::read(&rotated).unwrap_or_default());
+        }
+    }
+    stream.extend(current);
+    Ok(stream)
 }
 
 /// Writes `bytes` to a temporary file next to `path` and renames it over
