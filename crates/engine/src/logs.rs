@@ -334,7 +334,11 @@ mod tests {
     #[test]
     fn live_output_gets_a_timestamp_at_each_line_start_only() {
         let mut at_start = false;
-        let stamped = stamp_lines(&frame(FrameKind::Stdout, "end\nnext\nhalf", 0), &mut at_start, true);
+        let stamped = stamp_lines(
+            &frame(FrameKind::Stdout, "end\nnext\nhalf", 0),
+            &mut at_start,
+            true,
+        );
         assert_eq!(
             String::from_utf8(stamped).unwrap(),
             "end\n1970-01-01T00:00:00.000000000Z next\n1970-01-01T00:00:00.000000000Z half"

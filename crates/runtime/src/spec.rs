@@ -241,12 +241,24 @@ mod tests {
     #[test]
     fn log_limits_are_checked_and_default_when_absent() {
         let small = ProcessSpec {
-            log: LogLimits { max_bytes: 10, files: 2 },
+            log: LogLimits {
+                max_bytes: 10,
+                files: 2,
+            },
             ..init_spec()
         };
-        assert!(small.validate().unwrap_err().to_string().contains("log_max_bytes 10"));
+        assert!(
+            small
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("log_max_bytes 10")
+        );
         let none = ProcessSpec {
-            log: LogLimits { max_bytes: 1 << 20, files: 0 },
+            log: LogLimits {
+                max_bytes: 1 << 20,
+                files: 0,
+            },
             ..init_spec()
         };
         assert!(none.validate().unwrap_err().to_string().contains("log_files 0"));

@@ -146,11 +146,14 @@ fn run(args: Args) -> Result<()> {
     let shim_exe = std::env::current_exe().context("cannot find celld's own executable")?;
     let backends =
         cell_engine::Backends::linux(shim_exe).context("cannot open the host's network namespace")?;
-    let engine = cell_engine::Engine::open(cell_engine::EngineConfig {
-        root,
-        busybox,
-        log_limits,
-    }, backends)?;
+    let engine = cell_engine::Engine::open(
+        cell_engine::EngineConfig {
+            root,
+            busybox,
+            log_limits,
+        },
+        backends,
+    )?;
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let served = runtime.block_on(serve(engine, &socket));

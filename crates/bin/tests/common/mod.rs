@@ -620,3 +620,31 @@ impl Sandbox {
         (status, body.to_string())
     }
 }
+
+impl Sandbox {
+    /// Starts celld in the sandbox with `config` (TOML) as its `--config`,
+    /// and waits for its socket.
+    pub fn start_celld_with_config(&mut self, config: &str) {
+        let path = self.dir.path().join("celld.toml");
+        std::fs::write(&path, config).unwrap();
+        let _ = std::fs::remove_file(&self.socket);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("celld.log"))
+            .unwrap();
+        let child = self
+            .in_ns(CELLD)
+            .args(["--root", self.root.to_str().unwrap()])
+            .args(["--socket", self.socket.to_str().unwrap()])
+            .args(["--config", path.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("celld");
+        self.celld = Some(child);
+        let socket = self.socket.clone();
+        wait_until("celld's socket", Duration::from_secs(20), || socket.exists());
+    }
+}

@@ -143,7 +143,9 @@ impl OutputLog {
     /// Appends `payload` as frames of `kind`, each stamped with `now`,
     /// rotating first whenever a frame would take `output.log` past the cap.
     pub(super) fn append(&mut self, kind: FrameKind, payload: &[u8], now: SystemTime) -> io::Result<()> {
-        let room = (self.limits.max_bytes as usize).saturating_sub(frame::HEADER_LEN).max(1);
+        let room = (self.limits.max_bytes as usize)
+            .saturating_sub(frame::HEADER_LEN)
+            .max(1);
         // An empty payload is still one frame (an exit code is never empty,
         // but the log must not lose a frame it is given).
         let pieces: Vec<&[u8]> = if payload.is_empty() {
@@ -164,11 +166,12 @@ impl OutputLog {
         if current_len > 0 && current_len + framed.len() as u64 > self.limits.max_bytes {
             self.rotate()?;
         }
-        let segment = self.segments.back_mut().expect("the log always has a current file");
+        let segment = self
+            .segments
+            .back_mut()
+            .expect("the log always has a current file");
         if let Some(times) = &mut self.times {
-            let nanos = now
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as i64);
+            let nanos = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64);
             let mut record = [0u8; TIME_RECORD];
             record[..8].copy_from_slice(&segment.len.to_be_bytes());
             record[8..].copy_from_slice(&nanos.to_be_bytes());
@@ -365,7 +368,9 @@ impl LogReader {
                 self.current = Some(next);
                 continue;
             }
-            let live = fs::metadata(segment_path(&self.state_dir, 0)).ok().map(|m| m.ino());
+            let live = fs::metadata(segment_path(&self.state_dir, 0))
+                .ok()
+                .map(|m| m.ino());
             if live.is_none() || live == current.inode() {
                 return Ok(out);
             }
@@ -465,7 +470,8 @@ mod tests {
     fn a_frame_larger_than_the_cap_is_split() {
         let tmp = tempfile::tempdir().unwrap();
         let mut log = OutputLog::create(tmp.path(), limits(32, 4)).unwrap();
-        log.append(FrameKind::Stdout, &[b'x'; 50], SystemTime::now()).unwrap();
+        log.append(FrameKind::Stdout, &[b'x'; 50], SystemTime::now())
+            .unwrap();
         for path in segment_paths(tmp.path()) {
             assert!(fs::metadata(&path).unwrap().len() <= 32, "{path:?}");
         }

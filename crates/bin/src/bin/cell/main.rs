@@ -219,7 +219,10 @@ async fn run(cli: Cli) -> Result<i32> {
             .await
         }
         Command::Logs(args) => {
-            let mut query = vec![format!("follow={}", args.follow), format!("timestamps={}", args.timestamps)];
+            let mut query = vec![
+                format!("follow={}", args.follow),
+                format!("timestamps={}", args.timestamps),
+            ];
             if let Some(tail) = &args.tail {
                 query.push(format!("tail={tail}"));
             }
