@@ -158,7 +158,7 @@ impl Engine {
                 runs.push(record.exec);
             }
         }
-        runs.sort_by(|a, b| a.created.cmp(&b.created));
+        runs.sort_by_key(|exec| exec.created);
         Ok(runs
             .into_iter()
             .map(|exec| (exec.id, exec.exit_code.is_some()))
