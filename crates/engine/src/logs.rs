@@ -23,7 +23,7 @@ use cell_core::error::quoted;
 use cell_core::frame::{self, FrameKind};
 use cell_runtime::shim::log::{LogFrame, LogReader};
 use chrono::{DateTime, SecondsFormat, Utc};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -36,6 +36,15 @@ pub struct LogOptions {
     pub tail: Option<usize>,
     /// Prefix each line with the time it was written.
     pub timestamps: bool,
+}
+
+/// The files that hold the log whose current file is `output_log`
+/// (`STATE_DIR/output.log`): the rotated ones, oldest first, then it.
+pub fn retained_log_files(output_log: &Path) -> Vec<PathBuf> {
+    output_log
+        .parent()
+        .map(cell_runtime::shim::log::segment_paths)
+        .unwrap_or_default()
 }
 
 /// Reads a `tail` value: a number of lines (0 or more), or `all`.
@@ -158,6 +167,8 @@ impl Engine {
                 runs.push(record.exec);
             }
         }
+        // Stable: two runs created in the same microsecond keep the
+        // store's order, which is the order they were recorded in.
         runs.sort_by_key(|exec| exec.created);
         Ok(runs
             .into_iter()
@@ -347,6 +358,110 @@ mod tests {
         let plain = stamp_lines(&frame(FrameKind::Stdout, "x\n", 0), &mut at_start, false);
         assert_eq!(plain, b"x\n");
         assert!(at_start);
+    }
+
+    mod on_fakes {
+        use super::*;
+        use crate::containers::CreateContainer;
+        use crate::{Backends, EngineConfig, FakeRuntime, SystemClock};
+        use cell_runtime::spec::LogLimits;
+        use std::time::Duration;
+
+        fn frames(list: &[(FrameKind, &str)]) -> Vec<u8> {
+            let mut out = Vec::new();
+            for (kind, text) in list {
+                frame::encode(*kind, text.as_bytes(), &mut out);
+            }
+            out
+        }
+
+        fn drain(logs: &mut ContainerLogs) -> Vec<(FrameKind, String)> {
+            let mut out = Vec::new();
+            loop {
+                match logs.next_chunk().unwrap() {
+                    LogChunk::Frames(data) => {
+                        let mut rest = &data[..];
+                        while let Some((kind, payload)) = frame::read_frame(&mut rest).unwrap() {
+                            out.push((kind, String::from_utf8(payload).unwrap()));
+                        }
+                    }
+                    LogChunk::Idle => panic!("idle without follow"),
+                    LogChunk::End => return out,
+                }
+            }
+        }
+
+        #[test]
+        fn every_run_is_shown_oldest_first_and_the_limits_reach_the_supervisor() {
+            let dir = tempfile::tempdir().unwrap();
+            let rootfs = dir.path().join("rootfs");
+            std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+            std::fs::write(rootfs.join("bin/sh"), "#!/bin/true\n").unwrap();
+            let runtime = Arc::new(FakeRuntime::new());
+            let limits = LogLimits {
+                max_bytes: 8192,
+                files: 3,
+            };
+            let engine = Engine::open(
+                EngineConfig {
+                    root: dir.path().join("root"),
+                    busybox: "/nonexistent/busybox".into(),
+                    log_limits: limits,
+                },
+                Backends {
+                    net: Arc::new(cell_net::FakeNetKernel::new()),
+                    runtime: runtime.clone(),
+                    clock: Arc::new(SystemClock),
+                },
+            )
+            .unwrap();
+            engine.import_image("img", &rootfs).unwrap();
+            engine
+                .create_container(&CreateContainer {
+                    image: "img".into(),
+                    name: Some("web".into()),
+                    ..CreateContainer::default()
+                })
+                .unwrap();
+
+            // Created, never started: no output, and no error.
+            assert!(drain(&mut engine.logs("web", LogOptions::default()).unwrap()).is_empty());
+
+            for (run, line) in ["first\n", "second\n"].into_iter().enumerate() {
+                engine.start_container("web").unwrap();
+                let process = runtime.running().pop().unwrap();
+                assert_eq!(process.spec.log, limits, "celld's limits go to the supervisor");
+                let log = frames(&[(FrameKind::Stdout, line), (FrameKind::Stderr, "err\n")]);
+                std::fs::write(process.dir.join("output.log"), log).unwrap();
+                runtime.exit(process.pid, run as i32);
+                assert!(
+                    engine
+                        .wait_exit_recorded(&process.spec.exec_id, Duration::from_secs(10))
+                        .unwrap()
+                );
+            }
+            let all = drain(&mut engine.logs("web", LogOptions::default()).unwrap());
+            assert_eq!(
+                all,
+                vec![
+                    (FrameKind::Stdout, "first\n".into()),
+                    (FrameKind::Stderr, "err\n".into()),
+                    (FrameKind::Stdout, "second\n".into()),
+                    (FrameKind::Stderr, "err\n".into()),
+                ]
+            );
+            let options = LogOptions {
+                tail: Some(1),
+                follow: true,
+                ..LogOptions::default()
+            };
+            // Following a stopped container ends after what was kept.
+            let tail = drain(&mut engine.logs("web", options).unwrap());
+            assert_eq!(tail, vec![(FrameKind::Stderr, "err\n".into())]);
+
+            let err = engine.logs("nosuch", LogOptions::default()).err().unwrap();
+            assert_eq!(err.kind(), cell_core::error::ErrorKind::NotFound, "{err}");
+        }
     }
 
     #[test]
