@@ -239,3 +239,53 @@ fn bad_input_is_refused_in_one_line_and_changes_nothing() {
     assert_eq!(logs(&sb, &["web"]).0, "one\ntwo\n");
     assert_eq!(sb.container_count(), 1);
 }
+
+#[test]
+fn a_follower_is_told_in_one_line_when_celld_stops() {
+    require_root!();
+    let mut sb = Sandbox::new();
+    sb.ok(&["run", "-d", "--name", "web", "busybox", "sh", "-c", ECHO_FIFO]);
+    let mut follower = sb.spawn_cell(&["logs", "-f", "web"]);
+    follower.wait_stdout("ready");
+
+    sb.kill_celld(libc::SIGTERM);
+    let finished = follower.finish(Duration::from_secs(20));
+    assert_eq!(finished.code, Some(125), "{:?}", finished.stderr);
+    assert_eq!(
+        finished.stderr,
+        vec![cell_api::DAEMON_STOPPED.to_string()],
+        "{:?}",
+        finished.stdout
+    );
+
+    // The container ran on: the next celld shows it running, logs intact.
+    sb.start_celld();
+    assert_eq!(sb.inspect("web")["container"]["running"], true);
+    assert_eq!(logs(&sb, &["web"]).0, "ready\n");
+}
+
+#[test]
+fn celld_refuses_log_limits_it_cannot_keep() {
+    require_root!();
+    let sb = Sandbox::without_celld();
+    for (config, needle) in [
+        ("log_max_bytes = 10\n", "invalid log_max_bytes 10"),
+        ("log_files = 0\n", "invalid log_files 0"),
+    ] {
+        let path = sb.dir.path().join("bad.toml");
+        std::fs::write(&path, config).unwrap();
+        let out = sb
+            .in_ns(CELLD)
+            .args(["--root", sb.root.to_str().unwrap()])
+            .args(["--socket", sb.socket.to_str().unwrap()])
+            .args(["--config", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{config}: {}", describe(&out));
+        assert!(stderr.contains(needle), "{config}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        // Refused before anything was made.
+        assert!(!sb.root.exists() && !sb.socket.exists());
+    }
+}
