@@ -191,8 +191,12 @@ impl ContainerLogs {
         };
         // Asked before reading: output written before the exit was seen is
         // then surely in the files read next.
+        // An exec no longer known was removed with its container.
         let is_finished = cell_runtime::read_exit(&live.dir).is_some()
-            || self.engine.find_exec(&live.exec_id)?.exit_code.is_some();
+            || self
+                .engine
+                .find_exec(&live.exec_id)
+                .map_or(true, |exec| exec.exit_code.is_some());
         let frames = live
             .reader
             .read_available()

@@ -126,11 +126,12 @@ mod tests {
         assert_eq!(clients.len(), 1);
 
         let limits = LogLimits {
-            max_bytes: 30,
+            max_bytes: 60,
             files: 2,
         };
         let mut log = OutputLog::create(tmp.path(), limits).unwrap();
-        for line in ["lost 1\n", "lost 2\n", "lost 3\n", "kept 4\n", "kept 5\n"] {
+        // Two frames and their times fill a file: 1 and 2 are rotated away.
+        for line in ["lost 1\n", "lost 2\n", "kept 3\n", "kept 4\n", "kept 5\n"] {
             log.append(FrameKind::Stdout, line.as_bytes(), SystemTime::now())
                 .unwrap();
         }
@@ -149,6 +150,6 @@ mod tests {
         while let Some((_, payload)) = frame::read_frame(&mut rest).unwrap() {
             lines.push_str(&String::from_utf8(payload).unwrap());
         }
-        assert_eq!(lines, "lost 3\nkept 4\nkept 5\nkept 6\n");
+        assert_eq!(lines, "kept 3\nkept 4\nkept 5\nkept 6\n");
     }
 }

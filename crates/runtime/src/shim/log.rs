@@ -2,13 +2,16 @@
 //! time for every frame.
 //!
 //! [`OutputLog`] is the supervisor's writer. Frames ([`cell_core::frame`])
-//! go to `output.log` until the next one would take it past
-//! [`LogLimits::max_bytes`]; then the log rotates: `output.log.1` becomes
+//! go to `output.log` until the next one would take it and its time index
+//! together past [`LogLimits::max_bytes`]; then the log rotates: `output.log.1` becomes
 //! `output.log.2` and so on, the oldest beyond [`LogLimits::files`] is
 //! deleted, and `output.log` becomes `output.log.1`. Rotation happens only
 //! between frames, so every file is a sequence of whole frames and the
 //! retained files, oldest first, are a valid stream. A frame larger than
-//! the cap is split into several, so no file grows past it.
+//! the cap is split into several, so no file grows past it, and a process
+//! never has more than `max_bytes * files` bytes on disk, indexes included
+//! (the index of a process writing a byte at a time would otherwise be
+//! larger than its log).
 //!
 //! Times live beside each file, in `output.log.times` (rotated with it):
 //! one 16-byte record per frame, the frame's offset in its file and the
@@ -90,6 +93,8 @@ pub(super) struct OutputLog {
     /// Retained files, oldest first; the last one is `output.log`.
     segments: VecDeque<Segment>,
     times: Option<File>,
+    /// Bytes in the time index of `output.log`.
+    times_len: u64,
 }
 
 impl OutputLog {
@@ -105,6 +110,7 @@ impl OutputLog {
             limits,
             segments: VecDeque::new(),
             times: None,
+            times_len: 0,
         };
         log.open_current(0)?;
         Ok(log)
@@ -126,6 +132,7 @@ impl OutputLog {
             .open(times_path(&path))
             .map_err(|e| eprintln!("shim: failed to open the time index: {e}"))
             .ok();
+        self.times_len = 0;
         self.segments.push_back(Segment { base, len: 0, file });
         Ok(())
     }
@@ -144,7 +151,7 @@ impl OutputLog {
     /// rotating first whenever a frame would take `output.log` past the cap.
     pub(super) fn append(&mut self, kind: FrameKind, payload: &[u8], now: SystemTime) -> io::Result<()> {
         let room = (self.limits.max_bytes as usize)
-            .saturating_sub(frame::HEADER_LEN)
+            .saturating_sub(frame::HEADER_LEN + TIME_RECORD)
             .max(1);
         // An empty payload is still one frame (an exit code is never empty,
         // but the log must not lose a frame it is given).
@@ -163,7 +170,8 @@ impl OutputLog {
 
     fn append_frame(&mut self, framed: &[u8], now: SystemTime) -> io::Result<()> {
         let current_len = self.segments.back().map_or(0, |s| s.len);
-        if current_len > 0 && current_len + framed.len() as u64 > self.limits.max_bytes {
+        let needed = current_len + self.times_len + (framed.len() + TIME_RECORD) as u64;
+        if current_len > 0 && needed > self.limits.max_bytes {
             self.rotate()?;
         }
         let segment = self
@@ -175,8 +183,9 @@ impl OutputLog {
             let mut record = [0u8; TIME_RECORD];
             record[..8].copy_from_slice(&segment.len.to_be_bytes());
             record[8..].copy_from_slice(&nanos.to_be_bytes());
-            if let Err(e) = times.write_all(&record) {
-                eprintln!("shim: failed to append to the time index: {e}");
+            match times.write_all(&record) {
+                Ok(()) => self.times_len += TIME_RECORD as u64,
+                Err(e) => eprintln!("shim: failed to append to the time index: {e}"),
             }
         }
         match segment.file.write_all(framed) {
@@ -324,9 +333,11 @@ impl OpenSegment {
 /// appended, following rotations.
 ///
 /// Following is polling: [`LogReader::read_available`] returns what is new
-/// since the last call. If the log rotates more than `files - 1` times
-/// between two calls, the files in between are gone and skipped, as with
-/// `tail -F`.
+/// since the last call. A file rotated away under the reader is read to
+/// its end (the open descriptor keeps it), then the files after it; if the
+/// log rotated so often between two calls that some of those are deleted
+/// already, the reader goes on with the oldest file kept, and what was in
+/// the deleted ones is skipped, as with `tail -F`.
 pub struct LogReader {
     state_dir: PathBuf,
     /// Files opened at the start and not read yet, oldest first.
@@ -375,9 +386,22 @@ impl LogReader {
                 return Ok(out);
             }
             // Rotated away since: what was written before the rename is
-            // read now, then the new `output.log` takes over.
+            // read now, then the files that came after it, oldest first.
             current.read_frames(&mut out)?;
-            self.current = None;
+            let ours = current.inode();
+            let paths = segment_paths(&self.state_dir);
+            let newer = paths
+                .iter()
+                .position(|p| fs::metadata(p).ok().map(|m| m.ino()) == ours)
+                .map_or(0, |at| at + 1);
+            self.queued = paths[newer..]
+                .iter()
+                .filter_map(|path| OpenSegment::open(path).ok())
+                .collect();
+            self.current = self.queued.pop_front();
+            if self.current.is_none() {
+                return Ok(out);
+            }
         }
     }
 }
@@ -448,7 +472,11 @@ mod tests {
         }
         let paths = segment_paths(tmp.path());
         assert_eq!(paths.len(), files as usize, "{paths:?}");
-        let total: u64 = paths.iter().map(|p| fs::metadata(p).unwrap().len()).sum();
+        let total: u64 = paths
+            .iter()
+            .flat_map(|p| [p.clone(), times_path(p)])
+            .map(|p| fs::metadata(p).unwrap().len())
+            .sum();
         assert!(total <= max_bytes * files as u64, "{total}");
         assert!(!segment_path(tmp.path(), files).exists());
 
@@ -469,11 +497,13 @@ mod tests {
     #[test]
     fn a_frame_larger_than_the_cap_is_split() {
         let tmp = tempfile::tempdir().unwrap();
-        let mut log = OutputLog::create(tmp.path(), limits(32, 4)).unwrap();
+        let mut log = OutputLog::create(tmp.path(), limits(64, 8)).unwrap();
         log.append(FrameKind::Stdout, &[b'x'; 50], SystemTime::now())
             .unwrap();
-        for path in segment_paths(tmp.path()) {
-            assert!(fs::metadata(&path).unwrap().len() <= 32, "{path:?}");
+        let paths = segment_paths(tmp.path());
+        assert_eq!(paths.len(), 2, "{paths:?}");
+        for path in paths {
+            assert!(fs::metadata(&path).unwrap().len() <= 64, "{path:?}");
         }
         let frames = LogReader::open(tmp.path()).read_available().unwrap();
         let all: Vec<u8> = frames.into_iter().flat_map(|f| f.payload).collect();
@@ -497,6 +527,24 @@ mod tests {
         let expected: Vec<String> = (0..30).map(|i| format!("n{i:02}\n")).collect();
         assert_eq!(seen, expected);
         assert!(reader.read_available().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_follower_left_behind_goes_on_from_the_oldest_file_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut log = OutputLog::create(tmp.path(), limits(40, 2)).unwrap();
+        let mut reader = LogReader::open(tmp.path());
+        let now = SystemTime::now();
+        log.append(FrameKind::Stdout, b"n00\n", now).unwrap();
+        assert_eq!(payloads(&reader.read_available().unwrap()), ["n00\n"]);
+        // One frame per file, two files kept: n01 to n03 are gone.
+        for i in 1..6 {
+            log.append(FrameKind::Stdout, format!("n{i:02}\n").as_bytes(), now)
+                .unwrap();
+        }
+        assert_eq!(payloads(&reader.read_available().unwrap()), ["n04\n", "n05\n"]);
+        log.append(FrameKind::Stdout, b"n06\n", now).unwrap();
+        assert_eq!(payloads(&reader.read_available().unwrap()), ["n06\n"]);
     }
 
     #[test]
