@@ -229,6 +229,7 @@ fn bad_input_is_refused_in_one_line_and_changes_nothing() {
     ]);
     // The positive control: a good tail works.
     assert_eq!(logs(&sb, &["--tail", "1", "web"]).0, "two\n");
+    assert_eq!(logs(&sb, &["-n", "1", "web"]).0, "two\n");
 
     let stderr = sb.fails(&["logs", "nosuch"], "nosuch");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");

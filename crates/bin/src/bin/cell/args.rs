@@ -82,7 +82,13 @@ pub struct LogsArgs {
     #[arg(short, long)]
     pub follow: bool,
     /// Only the last N lines of what was kept (N = 0 or more), or `all`.
-    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = parse_tail)]
+    #[arg(
+        short = 'n',
+        long,
+        value_name = "N",
+        allow_hyphen_values = true,
+        value_parser = parse_tail
+    )]
     pub tail: Option<String>,
     /// Prefix each line with the time it was written (RFC 3339, UTC).
     #[arg(short, long)]

@@ -159,7 +159,15 @@ impl Client {
             while let Ok(Some((kind, payload))) = frame::read_frame(&mut peek) {
                 rest = peek;
                 match kind {
-                    FrameKind::Stdout => write_all(&mut std::io::stdout(), &payload),
+                    // Unlike an attach, nothing is waited for but the
+                    // output: a reader that went away (`cell logs -f |
+                    // head`) ends it, as a broken pipe does for tail -f.
+                    FrameKind::Stdout => {
+                        let mut stdout = std::io::stdout();
+                        if stdout.write_all(&payload).and_then(|()| stdout.flush()).is_err() {
+                            return Ok(());
+                        }
+                    }
                     FrameKind::Stderr => write_all(&mut std::io::stderr(), &payload),
                     FrameKind::Exit => return Ok(()),
                     FrameKind::Error => bail!("{}", String::from_utf8_lossy(&payload)),
