@@ -34,8 +34,10 @@
 //! - **shim → readers, the state directory.** `shim.pid` holds the shim's
 //!   pid, written before anything else, so the shim can be found even if
 //!   `celld` died before it heard of it ([`crate::process::find_shim`]).
-//!   `output.log` holds the framed output ([`cell_core::frame`]);
-//!   `attach.sock` streams that log from the start and then live;
+//!   `output.log` holds the framed output ([`cell_core::frame`]), rotated
+//!   to `output.log.1`... at the spec's size cap, each file with a time
+//!   index beside it ([`log`]); `attach.sock` streams what is kept, oldest
+//!   first, and then live;
 //!   `exit.json` holds the exit code. On exit the shim unlinks `attach.sock`
 //!   first and writes `exit.json` last, so a reader either gets the complete
 //!   stream from the socket or, when connecting fails, finds the complete log
