@@ -2,8 +2,9 @@
 //!
 //! Frames pass through unchanged (see `cell_core::frame`). While the
 //! supervisor runs, its attach socket gives the history and then live
-//! output ([`live_frames`]); once it has gone, its log holds everything,
-//! ending with the exit frame ([`complete_log`]).
+//! output ([`live_frames`]); once it has gone, its log files (the rotated
+//! ones first) hold what was kept, ending with the exit frame
+//! ([`complete_log`]).
 //!
 //! A live stream lasts as long as the process, which may be forever (an
 //! attached `nc -l`). So both paths also watch the daemon's shutdown token:
@@ -169,7 +170,11 @@ fn whole_frames_len(data: &[u8]) -> usize {
 async fn complete_log(path: &std::path::Path, shutdown: &CancellationToken) -> Vec<u8> {
     let deadline = Instant::now() + Duration::from_secs(3);
     loop {
-        let mut data = tokio::fs::read(path).await.unwrap_or_default();
+        // The supervisor has ended, so the files no longer rotate.
+        let mut data = Vec::new();
+        for file in cell_engine::logs::retained_log_files(path) {
+            data.extend(tokio::fs::read(&file).await.unwrap_or_default());
+        }
         if ends_with_exit(&data) {
             return data;
         }

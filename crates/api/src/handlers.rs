@@ -105,7 +105,7 @@ impl Params {
     }
 
     /// The value of `key` (the last one if given several times), taken out.
-    fn take(&mut self, key: &str) -> Option<String> {
+    pub(crate) fn take(&mut self, key: &str) -> Option<String> {
         let mut found = None;
         self.0.retain(|(k, v)| {
             let is_key = k == key;

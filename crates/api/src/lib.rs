@@ -9,7 +9,9 @@
 //! queries and paths): see [`with_json_errors`]. The OpenAPI document is
 //! served at `GET /openapi.json`.
 //!
-//! Attach streams last as long as the process they follow, so a daemon that
+//! Attach streams, and logs streams that follow (`GET
+//! /containers/{reference}/logs?follow=true`), last as long as the process
+//! they follow, so a daemon that
 //! waited for them could never stop. [`router_with_shutdown`] takes a
 //! cancellation token: once it fires, every attach stream ends with one
 //! error frame ([`DAEMON_STOPPED`]) and the server's graceful shutdown no
@@ -19,6 +21,7 @@ mod attach;
 mod error;
 mod handlers;
 mod info;
+mod logs;
 
 pub use error::ApiError;
 
@@ -91,6 +94,7 @@ pub fn router_with_shutdown(engine: Arc<Engine>, shutdown: CancellationToken) ->
         .route("/containers/{reference}/stop", post(stop_container))
         .route("/containers/{reference}/restart", post(restart_container))
         .route("/containers/{reference}/exec", post(exec))
+        .route("/containers/{reference}/logs", get(logs::logs))
         .route("/execs/{id}", get(inspect_exec))
         .route("/execs/{id}/attach", get(attach::attach))
         .route(
@@ -142,6 +146,7 @@ mod tests {
             ("/containers/{reference}/stop", &["post"]),
             ("/containers/{reference}/restart", &["post"]),
             ("/containers/{reference}/exec", &["post"]),
+            ("/containers/{reference}/logs", &["get"]),
             ("/execs/{id}", &["get"]),
             ("/execs/{id}/attach", &["get"]),
             ("/networks", &["get", "post", "delete"]),

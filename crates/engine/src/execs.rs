@@ -66,6 +66,10 @@ impl Engine {
     /// and the directory go again; if celld dies in between, reconciliation
     /// finds the supervisor by its directory.
     pub(crate) fn spawn_exec(&self, exec: &Exec, spec: &ProcessSpec) -> Result<ExecRecord> {
+        let spec = &ProcessSpec {
+            log: self.config.log_limits,
+            ..spec.clone()
+        };
         let mut record = ExecRecord {
             exec: exec.clone(),
             shim_pid: None,
@@ -295,5 +299,7 @@ pub(crate) fn process_spec(
             .keeps_net_admin(),
         keep_net_raw: is_enabled(&container.params, ALLOW_RAW_SOCKETS),
         target,
+        // celld's limits, set by `spawn_exec`.
+        log: Default::default(),
     }
 }

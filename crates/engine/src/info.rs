@@ -196,6 +196,7 @@ mod tests {
             EngineConfig {
                 root: dir.path().join("root"),
                 busybox: "/nonexistent/busybox".into(),
+                log_limits: Default::default(),
             },
             Backends {
                 net: Arc::new(cell_net::FakeNetKernel::new()),

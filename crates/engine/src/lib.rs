@@ -1,7 +1,8 @@
 //! cell-engine: cell's use cases, and the repair of kernel state at start.
 //!
 //! [`Engine`] is what `celld` serves: images ([`images`]), containers and
-//! their execution instances ([`containers`], [`execs`]), networks and the
+//! their execution instances ([`containers`], [`execs`]) and their output
+//! ([`logs`]), networks and the
 //! endpoints that attach containers to them ([`networks`]). Every use case
 //! checks its input first, records intent in the store, then acts on the
 //! system through the runtime and net layers, undoing what it did if a later
@@ -15,6 +16,7 @@ mod error;
 pub mod execs;
 pub mod images;
 pub mod info;
+pub mod logs;
 mod lookup;
 pub mod networks;
 mod reconcile;
@@ -37,6 +39,8 @@ pub struct EngineConfig {
     pub root: PathBuf,
     /// The static busybox images are built from.
     pub busybox: PathBuf,
+    /// How much output each process's supervisor keeps on disk.
+    pub log_limits: cell_runtime::spec::LogLimits,
 }
 
 /// The use cases of cell over one state directory.

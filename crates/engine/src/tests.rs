@@ -110,6 +110,7 @@ fn open(dir: &Path, net: &Arc<FakeNetKernel>, runtime: &Arc<FakeRuntime>) -> Arc
         EngineConfig {
             root: dir.join("root"),
             busybox: "/nonexistent/busybox".into(),
+            log_limits: Default::default(),
         },
         Backends {
             net: net.clone(),

@@ -29,6 +29,7 @@
 //!     keep_net_admin: false,
 //!     keep_net_raw: false,
 //!     target: Target::Exec { init_pid: 1234 },
+//!     log: Default::default(),
 //! };
 //! spec.validate().unwrap();
 //! ```

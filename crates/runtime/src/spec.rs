@@ -31,6 +31,57 @@ pub struct ProcessSpec {
     pub keep_net_raw: bool,
     /// Whether this starts a container or joins a running one.
     pub target: Target,
+    /// How much of its output the supervisor keeps on disk. Absent in specs
+    /// written before logs were bounded.
+    #[serde(default)]
+    pub log: LogLimits,
+}
+
+/// How much output a supervisor keeps: `output.log` and its rotated files
+/// together hold at most `max_bytes * files` bytes (see
+/// [`crate::shim::log`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLimits {
+    /// The size at which `output.log` is rotated.
+    pub max_bytes: u64,
+    /// How many files are kept, `output.log` included.
+    pub files: u32,
+}
+
+impl LogLimits {
+    /// The smallest cap accepted: a few frames must fit in a file.
+    pub const MIN_BYTES: u64 = 4096;
+    /// The most files accepted.
+    pub const MAX_FILES: u32 = 100;
+
+    /// Checks the limits, naming the bad value.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.max_bytes < Self::MIN_BYTES {
+            return Err(format!(
+                "invalid log_max_bytes {}: at least {} is needed",
+                self.max_bytes,
+                Self::MIN_BYTES
+            ));
+        }
+        if !(1..=Self::MAX_FILES).contains(&self.files) {
+            return Err(format!(
+                "invalid log_files {}: expected 1 to {}",
+                self.files,
+                Self::MAX_FILES
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for LogLimits {
+    /// 10 MiB in two files, at most 20 MiB per process.
+    fn default() -> Self {
+        Self {
+            max_bytes: 10 * 1024 * 1024,
+            files: 2,
+        }
+    }
 }
 
 /// Where the process runs.
@@ -86,6 +137,7 @@ impl ProcessSpec {
         if !self.cwd.starts_with('/') {
             return Err(bad("the working directory is not absolute"));
         }
+        self.log.validate().map_err(|reason| bad(&reason))?;
         Ok(())
     }
 
@@ -133,6 +185,7 @@ mod tests {
                 netns: Some("/run/netns/c1".into()),
                 files: vec![("/etc/hosts".into(), "127.0.0.1 localhost\n".into())],
             },
+            log: LogLimits::default(),
         }
     }
 
@@ -183,6 +236,36 @@ mod tests {
             ..init_spec()
         };
         assert!(relative.validate().is_err());
+    }
+
+    #[test]
+    fn log_limits_are_checked_and_default_when_absent() {
+        let small = ProcessSpec {
+            log: LogLimits {
+                max_bytes: 10,
+                files: 2,
+            },
+            ..init_spec()
+        };
+        assert!(
+            small
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("log_max_bytes 10")
+        );
+        let none = ProcessSpec {
+            log: LogLimits {
+                max_bytes: 1 << 20,
+                files: 0,
+            },
+            ..init_spec()
+        };
+        assert!(none.validate().unwrap_err().to_string().contains("log_files 0"));
+        let mut value = serde_json::to_value(init_spec()).unwrap();
+        value.as_object_mut().unwrap().remove("log");
+        let old: ProcessSpec = serde_json::from_value(value).unwrap();
+        assert_eq!(old.log, LogLimits::default());
     }
 
     #[test]

@@ -114,6 +114,7 @@ mod inner {
                     netns: None,
                     files: vec![],
                 },
+                log: Default::default(),
             }
         }
 
@@ -137,6 +138,7 @@ mod inner {
             keep_net_admin: false,
             keep_net_raw: false,
             target: Target::Exec { init_pid },
+            log: Default::default(),
         }
     }
 

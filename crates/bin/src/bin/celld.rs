@@ -73,6 +73,10 @@ struct Config {
     root: Option<PathBuf>,
     socket: Option<PathBuf>,
     busybox: Option<PathBuf>,
+    /// The size at which a process's `output.log` is rotated.
+    log_max_bytes: Option<u64>,
+    /// How many log files a process keeps, `output.log` included.
+    log_files: Option<u32>,
 }
 
 fn main() {
@@ -118,6 +122,12 @@ fn run(args: Args) -> Result<()> {
         .busybox
         .or(config.busybox)
         .unwrap_or_else(|| "/bin/busybox".into());
+    let defaults = cell_runtime::spec::LogLimits::default();
+    let log_limits = cell_runtime::spec::LogLimits {
+        max_bytes: config.log_max_bytes.unwrap_or(defaults.max_bytes),
+        files: config.log_files.unwrap_or(defaults.files),
+    };
+    log_limits.validate().map_err(anyhow::Error::msg)?;
     // Before anything is created, so a refused daemon leaves no trace.
     let root =
         std::path::absolute(&root).with_context(|| format!("cannot resolve root {}", root.display()))?;
@@ -136,7 +146,14 @@ fn run(args: Args) -> Result<()> {
     let shim_exe = std::env::current_exe().context("cannot find celld's own executable")?;
     let backends =
         cell_engine::Backends::linux(shim_exe).context("cannot open the host's network namespace")?;
-    let engine = cell_engine::Engine::open(cell_engine::EngineConfig { root, busybox }, backends)?;
+    let engine = cell_engine::Engine::open(
+        cell_engine::EngineConfig {
+            root,
+            busybox,
+            log_limits,
+        },
+        backends,
+    )?;
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let served = runtime.block_on(serve(engine, &socket));

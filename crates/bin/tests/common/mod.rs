@@ -649,6 +649,14 @@ impl Sandbox {
         let socket = self.socket.clone();
         wait_until("celld's socket", Duration::from_secs(20), || socket.exists());
     }
+
+    /// Starts celld in the sandbox with `config` (TOML) as its `--config`,
+    /// and waits for its socket.
+    pub fn start_celld_with_config(&mut self, config: &str) {
+        let path = self.dir.path().join("celld.toml");
+        std::fs::write(&path, config).unwrap();
+        self.start_celld_with(&["--config", path.to_str().unwrap()]);
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -3,17 +3,19 @@
 //! after the exit frame. Clients send nothing; the shim reads only to notice
 //! that one went away.
 //!
-//! Each client is served from `output.log`, read back from the file at its
-//! own offset, so a slow client costs no memory and never holds up the
-//! container. The [`super::supervisor`] owns the listener and the clients
+//! Each client is served from the log ([`super::log::OutputLog`]), read
+//! back from the files at its own position, so a slow client costs no
+//! memory and never holds up the container. A new client starts at the
+//! oldest retained frame (`output.log.N`, then on to `output.log`); one
+//! that falls so far behind that the files it was reading are rotated away
+//! skips to the oldest retained frame, at a frame boundary. The [`super::supervisor`] owns the listener and the clients
 //! and calls these helpers from its poll loop.
 
-use std::fs::File;
 use std::io::{self, ErrorKind, Read, Write};
-use std::os::unix::fs::FileExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
+use super::log::OutputLog;
 use crate::error::{Result, RuntimeError};
 
 const ATTACH_SOCK: &str = "attach.sock";
@@ -36,7 +38,7 @@ pub(super) fn bind(state_dir: &Path) -> Result<UnixListener> {
 /// A connected attach client.
 pub(super) struct Client {
     socket: UnixStream,
-    /// Bytes of `output.log` delivered so far.
+    /// Position in the log ([`OutputLog::end`]) delivered up to.
     sent: u64,
     /// The client shut down its sending side; only hang-up matters now.
     pub(super) is_half_closed: bool,
@@ -47,9 +49,9 @@ impl Client {
         &self.socket
     }
 
-    /// Whether part of a log of `log_len` bytes is still to be sent.
-    pub(super) fn is_behind(&self, log_len: u64) -> bool {
-        self.sent < log_len
+    /// Whether part of a log that ends at `log_end` is still to be sent.
+    pub(super) fn is_behind(&self, log_end: u64) -> bool {
+        self.sent < log_end
     }
 
     /// Reads and discards what the client sent. Returns whether the client
@@ -68,11 +70,11 @@ impl Client {
 
     /// Writes the part of the log the client has not had yet, until its
     /// socket would block. An error means the client is gone.
-    pub(super) fn pump(&mut self, log: &File, log_len: u64) -> io::Result<()> {
+    pub(super) fn pump(&mut self, log: &OutputLog) -> io::Result<()> {
         let mut buf = vec![0u8; CHUNK];
-        while self.sent < log_len {
-            let want = ((log_len - self.sent) as usize).min(CHUNK);
-            let n = log.read_at(&mut buf[..want], self.sent)?;
+        self.sent = self.sent.max(log.start());
+        while self.sent < log.end() {
+            let n = log.read_at(&mut buf, self.sent)?;
             if n == 0 {
                 return Err(io::Error::from(ErrorKind::UnexpectedEof));
             }
@@ -111,7 +113,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_client_gets_the_log_from_its_start_then_what_is_appended() {
+    fn a_client_gets_the_retained_log_oldest_first_then_what_is_appended() {
+        use crate::spec::LogLimits;
+        use cell_core::frame::{self, FrameKind};
+        use std::time::SystemTime;
+
         let tmp = tempfile::tempdir().unwrap();
         let listener = bind(tmp.path()).unwrap();
         let mut reader = UnixStream::connect(attach_path(tmp.path())).unwrap();
@@ -119,18 +125,31 @@ mod tests {
         accept_clients(&listener, &mut clients);
         assert_eq!(clients.len(), 1);
 
-        let log_path = tmp.path().join("output.log");
-        std::fs::write(&log_path, b"first ").unwrap();
-        let log = File::open(&log_path).unwrap();
-        clients[0].pump(&log, 6).unwrap();
-        assert!(!clients[0].is_behind(6));
-        std::fs::write(&log_path, b"first second").unwrap();
-        assert!(clients[0].is_behind(12));
-        clients[0].pump(&log, 12).unwrap();
+        let limits = LogLimits {
+            max_bytes: 60,
+            files: 2,
+        };
+        let mut log = OutputLog::create(tmp.path(), limits).unwrap();
+        // Two frames and their times fill a file: 1 and 2 are rotated away.
+        for line in ["lost 1\n", "lost 2\n", "kept 3\n", "kept 4\n", "kept 5\n"] {
+            log.append(FrameKind::Stdout, line.as_bytes(), SystemTime::now())
+                .unwrap();
+        }
+        clients[0].pump(&log).unwrap();
+        assert!(!clients[0].is_behind(log.end()));
+        log.append(FrameKind::Stdout, b"kept 6\n", SystemTime::now())
+            .unwrap();
+        assert!(clients[0].is_behind(log.end()));
+        clients[0].pump(&log).unwrap();
         drop(clients);
 
-        let mut got = String::new();
-        reader.read_to_string(&mut got).unwrap();
-        assert_eq!(got, "first second");
+        let mut got = Vec::new();
+        reader.read_to_end(&mut got).unwrap();
+        let mut rest = &got[..];
+        let mut lines = String::new();
+        while let Some((_, payload)) = frame::read_frame(&mut rest).unwrap() {
+            lines.push_str(&String::from_utf8(payload).unwrap());
+        }
+        assert_eq!(lines, "kept 3\nkept 4\nkept 5\nkept 6\n");
     }
 }

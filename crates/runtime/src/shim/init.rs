@@ -499,6 +499,7 @@ mod tests {
                     ("/etc/resolv.conf".into(), "nameserver 10.0.0.1\n".into()),
                 ],
             },
+            log: Default::default(),
         }
     }
 

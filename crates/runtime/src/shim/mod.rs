@@ -12,6 +12,8 @@
 //! - [`supervisor`]: the shim itself ([`shim_main`]): the output log, the
 //!   exit record, signals, and the container process's lifetime.
 //! - [`attach`]: the attach socket protocol.
+//! - [`log`]: the output log on disk, bounded by rotation, with a time
+//!   index, and its reader for `cell logs`.
 //! - [`init`]: the child side: namespaces, rootfs, capabilities, exec. Every
 //!   kernel call there goes through [`crate::syscall::Syscalls`].
 //!
@@ -32,8 +34,10 @@
 //! - **shim → readers, the state directory.** `shim.pid` holds the shim's
 //!   pid, written before anything else, so the shim can be found even if
 //!   `celld` died before it heard of it ([`crate::process::find_shim`]).
-//!   `output.log` holds the framed output ([`cell_core::frame`]);
-//!   `attach.sock` streams that log from the start and then live;
+//!   `output.log` holds the framed output ([`cell_core::frame`]), rotated
+//!   to `output.log.1`... at the spec's size cap, each file with a time
+//!   index beside it ([`log`]); `attach.sock` streams what is kept, oldest
+//!   first, and then live;
 //!   `exit.json` holds the exit code. On exit the shim unlinks `attach.sock`
 //!   first and writes `exit.json` last, so a reader either gets the complete
 //!   stream from the socket or, when connecting fails, finds the complete log
@@ -52,6 +56,7 @@ use crate::error::{Result, RuntimeError};
 
 pub mod attach;
 pub(crate) mod init;
+pub mod log;
 pub mod spawn;
 pub mod supervisor;
 
@@ -83,11 +88,19 @@ pub fn read_exit(state_dir: &Path) -> Option<i32> {
         .map(|r| r.exit_code)
 }
 
-/// The framed output written so far; it ends with the exit frame once
-/// [`read_exit`] returns a code.
+/// The framed output retained so far (rotated files first); it ends with
+/// the exit frame once [`read_exit`] returns a code.
 pub fn stream_history(state_dir: &Path) -> Result<Vec<u8>> {
     let path = state_dir.join(OUTPUT_LOG);
-    fs::read(&path).map_err(|source| RuntimeError::Read { path, source })
+    let current = fs::read(&path).map_err(|source| RuntimeError::Read { path, source })?;
+    let mut stream = Vec::new();
+    for rotated in log::segment_paths(state_dir) {
+        if rotated != state_dir.join(OUTPUT_LOG) {
+            stream.extend(fs::read(&rotated).unwrap_or_default());
+        }
+    }
+    stream.extend(current);
+    Ok(stream)
 }
 
 /// Writes `bytes` to a temporary file next to `path` and renames it over

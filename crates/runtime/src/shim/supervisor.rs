@@ -12,9 +12,9 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use cell_core::frame::{self, FrameKind};
+use cell_core::frame::FrameKind;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -25,6 +25,7 @@ use nix::unistd::{ForkResult, Pid, chdir, fork, pipe2};
 
 use super::attach::{self, Client, attach_path};
 use super::init::{ContainerNamespaces, run_container_process};
+use super::log::OutputLog;
 use super::spawn::{READY_FD_ENV, ReadyReport};
 use super::{EXIT_FILE, ExitRecord, OUTPUT_LOG, SHIM_LOG, SPEC_FILE, pid_path, write_atomically};
 use crate::error::{RuntimeError, chain_message};
@@ -190,8 +191,7 @@ struct Shim {
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
     listener: UnixListener,
-    log: File,
-    log_len: u64,
+    log: OutputLog,
     clients: Vec<Client>,
 }
 
@@ -202,22 +202,14 @@ fn start_process(sys: &dyn Syscalls, state_dir: &Path) -> std::result::Result<Sh
     let spec = ProcessSpec::read_from(&state_dir.join(SPEC_FILE)).map_err(text)?;
     spec.validate().map_err(text)?;
 
-    for stale in [EXIT_FILE, OUTPUT_LOG] {
-        let _ = fs::remove_file(state_dir.join(stale));
-    }
+    let _ = fs::remove_file(state_dir.join(EXIT_FILE));
     let _ = fs::remove_file(attach_path(state_dir));
-    let log_path = state_dir.join(OUTPUT_LOG);
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .read(true)
-        .open(&log_path)
-        .map_err(|source| {
-            text(RuntimeError::Write {
-                path: log_path.clone(),
-                source,
-            })
-        })?;
+    let log = OutputLog::create(state_dir, spec.log).map_err(|source| {
+        text(RuntimeError::Write {
+            path: state_dir.join(OUTPUT_LOG),
+            source,
+        })
+    })?;
     // Bound before the caller hears "ready", so it can attach at once.
     let listener = attach::bind(state_dir).map_err(text)?;
     let dev_null = File::open("/dev/null").map_err(|source| {
@@ -293,7 +285,6 @@ fn start_process(sys: &dyn Syscalls, state_dir: &Path) -> std::result::Result<Sh
     for fd in [&stdout_read, &stderr_read] {
         set_nonblocking(fd.as_raw_fd());
     }
-    let log_len = log.metadata().map(|m| m.len()).unwrap_or(0);
     Ok(Shim {
         state_dir: state_dir.to_path_buf(),
         child,
@@ -302,7 +293,6 @@ fn start_process(sys: &dyn Syscalls, state_dir: &Path) -> std::result::Result<Sh
         stderr: Some(stderr_read),
         listener,
         log,
-        log_len,
         clients: Vec::new(),
     })
 }
@@ -337,7 +327,7 @@ impl Shim {
                 if !client.is_half_closed {
                     events |= PollFlags::POLLIN;
                 }
-                if client.is_behind(self.log_len) {
+                if client.is_behind(self.log.end()) {
                     events |= PollFlags::POLLOUT;
                 }
                 fds.push(PollFd::new(client.socket().as_fd(), events));
@@ -408,9 +398,7 @@ impl Shim {
                 false
             }
             Ok(n) => {
-                let mut framed = Vec::with_capacity(n + frame::HEADER_LEN);
-                frame::encode(kind, &buf[..n], &mut framed);
-                self.append_to_log(&framed);
+                self.append_to_log(kind, &buf[..n]);
                 true
             }
             Err(Errno::EAGAIN | Errno::EINTR) => false,
@@ -422,20 +410,17 @@ impl Shim {
         }
     }
 
-    fn append_to_log(&mut self, framed: &[u8]) {
-        match self.log.write_all(framed) {
-            Ok(()) => self.log_len += framed.len() as u64,
-            // A full disk must not stop the container; the output is lost.
-            Err(e) => eprintln!("shim: failed to append to {OUTPUT_LOG}: {e}"),
+    fn append_to_log(&mut self, kind: FrameKind, payload: &[u8]) {
+        // A full disk must not stop the container; the output is lost.
+        if let Err(e) = self.log.append(kind, payload, SystemTime::now()) {
+            eprintln!("shim: failed to append to {OUTPUT_LOG}: {e}");
         }
     }
 
     /// Sends each client as much of the log as its socket takes now.
     fn pump_clients(&mut self) {
-        let log_len = self.log_len;
         let log = &self.log;
-        self.clients
-            .retain_mut(|client| client.pump(log, log_len).is_ok());
+        self.clients.retain_mut(|client| client.pump(log).is_ok());
     }
 
     /// The direct child exited; complete the record and the streams.
@@ -459,7 +444,7 @@ impl Shim {
         // the backlog are accepted and served below.
         let _ = fs::remove_file(attach_path(&self.state_dir));
         attach::accept_clients(&self.listener, &mut self.clients);
-        self.append_to_log(&frame::exit_frame(code));
+        self.append_to_log(FrameKind::Exit, &code.to_be_bytes());
         let record =
             serde_json::to_vec(&ExitRecord { exit_code: code }).expect("an exit record always serialises");
         if let Err(e) = write_atomically(&self.state_dir.join(EXIT_FILE), &record) {
@@ -467,7 +452,6 @@ impl Shim {
         }
 
         let deadline = Instant::now() + FINAL_FLUSH;
-        let log_len = self.log_len;
         for client in &mut self.clients {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero()
@@ -476,7 +460,7 @@ impl Shim {
             {
                 continue;
             }
-            let _ = client.pump(&self.log, log_len);
+            let _ = client.pump(&self.log);
         }
         code
     }

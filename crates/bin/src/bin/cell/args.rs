@@ -98,6 +98,8 @@ pub enum Command {
         /// The directory (created if missing), e.g. /usr/local/share/man/man1.
         dir: PathBuf,
     },
+    /// Print a container's output: stdout to stdout, stderr to stderr.
+    Logs(LogsArgs),
 }
 
 /// How a list is printed.
@@ -128,6 +130,35 @@ pub enum ShowFormat {
     Text,
     /// One JSON object.
     Json,
+}
+
+/// `cell logs`.
+#[derive(Args)]
+pub struct LogsArgs {
+    /// Go on printing new output until the container stops (or Ctrl-C).
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only the last N lines of what was kept (N = 0 or more), or `all`.
+    #[arg(
+        short = 'n',
+        long,
+        value_name = "N",
+        allow_hyphen_values = true,
+        value_parser = parse_tail
+    )]
+    pub tail: Option<String>,
+    /// Prefix each line with the time it was written (RFC 3339, UTC).
+    #[arg(short, long)]
+    pub timestamps: bool,
+    /// Container (name, id or id prefix).
+    pub container: String,
+}
+
+/// Checks `--tail` here, so a bad value is refused before celld is asked.
+fn parse_tail(text: &str) -> Result<String, String> {
+    cell_engine::logs::parse_tail(text)
+        .map(|_| text.to_string())
+        .map_err(|e| e.to_string())
 }
 
 #[derive(Subcommand)]

@@ -136,6 +136,50 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Prints the frames of a `GET /containers/{reference}/logs` at `path`
+    /// until the end-of-logs frame.
+    pub async fn logs(&self, path: &str) -> Result<()> {
+        let response = self.send(Method::GET, path, None).await?;
+        if !response.status().is_success() {
+            let bytes = response.into_body().collect().await?.to_bytes();
+            let value: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            let message = value["message"].as_str().unwrap_or("logs failed").to_string();
+            return Err(ApiError { message }.into());
+        }
+        let mut body = response.into_body();
+        let mut buffer: Vec<u8> = Vec::new();
+        while let Some(chunk) = body.frame().await {
+            let Ok(chunk) = chunk else { bail!(LOST_DAEMON) };
+            let Some(data) = chunk.data_ref() else { continue };
+            buffer.extend_from_slice(data);
+            let mut rest = &buffer[..];
+            // An incomplete frame stays in the buffer until more bytes come.
+            let mut peek = rest;
+            while let Ok(Some((kind, payload))) = frame::read_frame(&mut peek) {
+                rest = peek;
+                match kind {
+                    // Unlike an attach, nothing is waited for but the
+                    // output: a reader that went away (`cell logs -f |
+                    // head`) ends it, as a broken pipe does for tail -f.
+                    FrameKind::Stdout => {
+                        let mut stdout = std::io::stdout();
+                        if stdout.write_all(&payload).and_then(|()| stdout.flush()).is_err() {
+                            return Ok(());
+                        }
+                    }
+                    FrameKind::Stderr => write_all(&mut std::io::stderr(), &payload),
+                    FrameKind::Exit => return Ok(()),
+                    FrameKind::Error => bail!("{}", String::from_utf8_lossy(&payload)),
+                }
+            }
+            let consumed = buffer.len() - rest.len();
+            buffer.drain(..consumed);
+        }
+        bail!(LOST_DAEMON)
+    }
+}
+
 fn write_all(out: &mut impl Write, data: &[u8]) {
     // A closed pipe on our side (`cell run ... | head`) must not stop the
     // stream: the exit code still matters.

@@ -298,6 +298,18 @@ async fn run(cli: Cli) -> Result<i32> {
             })
             .await
         }
+        Command::Logs(args) => {
+            let mut query = vec![
+                format!("follow={}", args.follow),
+                format!("timestamps={}", args.timestamps),
+            ];
+            if let Some(tail) = &args.tail {
+                query.push(format!("tail={tail}"));
+            }
+            let path = format!("/containers/{}/logs?{}", seg(&args.container), query.join("&"));
+            client.logs(&path).await?;
+            Ok(0)
+        }
         Command::Exec(args) => {
             let body = json!({ "cmd": args.cmd, "env": args.env });
             let exec = client
