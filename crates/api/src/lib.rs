@@ -31,7 +31,7 @@ use cell_engine::Engine;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-pub use attach::DAEMON_STOPPED;
+pub use attach::{DAEMON_STOPPED, UPGRADE_PROTOCOL as ATTACH_UPGRADE};
 
 /// The OpenAPI document of this API.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -154,7 +154,13 @@ mod tests {
                 );
             }
         }
-        for schema in ["CreateNetwork", "ConnectRequest", "DisconnectRequest"] {
+        for schema in [
+            "CreateNetwork",
+            "ConnectRequest",
+            "DisconnectRequest",
+            "Stdio",
+            "WindowSize",
+        ] {
             assert!(
                 doc["components"]["schemas"].get(schema).is_some(),
                 "schema {schema} missing from openapi.json"
@@ -183,6 +189,10 @@ mod tests {
             (
                 "DisconnectRequest",
                 serde_json::to_value(DisconnectRequest::default()),
+            ),
+            (
+                "Stdio",
+                serde_json::to_value(cell_engine::execs::Stdio::default()),
             ),
         ] {
             assert_eq!(

@@ -114,6 +114,7 @@ mod inner {
                     netns: None,
                     files: vec![],
                 },
+                stdio: Default::default(),
             }
         }
 
@@ -137,6 +138,7 @@ mod inner {
             keep_net_admin: false,
             keep_net_raw: false,
             target: Target::Exec { init_pid },
+            stdio: Default::default(),
         }
     }
 
@@ -174,6 +176,9 @@ mod inner {
                 FrameKind::Stderr => outcome.stderr.push_str(&text),
                 FrameKind::Exit => outcome.code = Some(frame::exit_code(&payload).unwrap()),
                 FrameKind::Error => panic!("error frame: {text}"),
+                FrameKind::Stdin | FrameKind::StdinEof | FrameKind::Resize => {
+                    panic!("input frame {kind:?} in an output stream")
+                }
             }
         }
         outcome

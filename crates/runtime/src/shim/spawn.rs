@@ -117,6 +117,7 @@ mod tests {
             keep_net_admin: false,
             keep_net_raw: false,
             target: Target::Exec { init_pid: 1 },
+            stdio: Default::default(),
         }
     }
 
