@@ -63,6 +63,7 @@ const READ_CHUNK: usize = 16 * 1024;
 pub async fn attach(
     State(engine): State<Arc<Engine>>,
     State(shutdown): State<CancellationToken>,
+    State(sessions): State<tokio_util::task::TaskTracker>,
     Path(id): Path<String>,
     mut request: Request,
 ) -> Result<Response, ApiError> {
@@ -83,7 +84,7 @@ pub async fn attach(
             OutputSource::Log(log) => log,
         };
         let recorded = exit_recorded(engine, id);
-        tokio::spawn(async move {
+        sessions.spawn(async move {
             match on_upgrade.await {
                 Ok(upgraded) => {
                     let client = hyper_util::rt::TokioIo::new(upgraded);

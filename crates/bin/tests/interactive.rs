@@ -217,4 +217,18 @@ fn a_session_whose_daemon_dies_says_so_in_one_line_and_the_process_keeps_running
 
     sb.start_celld();
     assert_eq!(sb.inspect("kept")["container"]["running"], true, "{shown}");
+
+    // A celld that stops in order says so, and the exec goes on too.
+    let mut session = sb.spawn_cell_in_pty(&["exec", "-it", "-e", &env, "kept", "sh"], 24, 80);
+    session.wait_output(PROMPT);
+    sb.kill_celld(libc::SIGTERM);
+    session.wait_output("celld stopped; the container is still running");
+    let (code, shown) = session.finish(LONG);
+    assert_eq!(code, Some(125), "{shown}");
+    assert!(!session.is_raw(), "cell left the terminal in raw mode");
+    sb.start_celld();
+    assert_eq!(sb.inspect("kept")["container"]["running"], true, "{shown}");
+    let processes = sb.ok(&["exec", "kept", "ps", "-o", "comm"]);
+    let shells = processes.lines().filter(|l| l.trim() == "sh").count();
+    assert_eq!(shells, 2, "the init's and the exec's shells run on: {processes}");
 }
