@@ -33,7 +33,9 @@
 //!   pid, written before anything else, so the shim can be found even if
 //!   `celld` died before it heard of it ([`crate::process::find_shim`]).
 //!   `output.log` holds the framed output ([`cell_core::frame`]);
-//!   `attach.sock` streams that log from the start and then live;
+//!   `attach.sock` streams that log from the start and then live (and
+//!   takes stdin, end-of-input and resize frames the other way, see
+//!   [`attach`]);
 //!   `exit.json` holds the exit code. On exit the shim unlinks `attach.sock`
 //!   first and writes `exit.json` last, so a reader either gets the complete
 //!   stream from the socket or, when connecting fails, finds the complete log

@@ -284,9 +284,12 @@ async fn follow(
         return Ok(0);
     }
     let code = if session.interactive || session.tty {
-        // Dropped when the session ends, however it ends, before the last
-        // line is printed.
-        let _raw = session.tty.then(terminal::RawMode::enable).transpose()?;
+        // Raw only when our keys go to the process (as Docker does): with
+        // `-t` alone, Ctrl-C must still stop this client. Dropped when the
+        // session ends, however it ends, before the last line is printed.
+        let _raw = (session.tty && session.interactive)
+            .then(terminal::RawMode::enable)
+            .transpose()?;
         client
             .attach_interactive(&exec_id, session.interactive, session.tty)
             .await?
