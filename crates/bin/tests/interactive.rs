@@ -234,3 +234,80 @@ fn a_session_whose_daemon_dies_says_so_in_one_line_and_the_process_keeps_running
     let shells = processes.lines().filter(|l| l.trim() == "sh").count();
     assert_eq!(shells, 2, "the init's and the exec's shells run on: {processes}");
 }
+
+#[test]
+fn t_without_i_gives_a_terminal_for_output_and_leaves_the_local_one_cooked() {
+    require_root!();
+    let sb = Sandbox::new();
+    let mut session = sb.spawn_cell_in_pty(
+        &[
+            "run",
+            "-t",
+            "busybox",
+            "sh",
+            "-c",
+            "[ -t 1 ] && echo on-a-tty; stty size; exit 5",
+        ],
+        33,
+        77,
+    );
+    let shown = session.wait_output("exited with exit-code 5");
+    // The local terminal stays cooked, so its own output processing adds
+    // a carriage return to the container terminal's "\r\n" (as Docker's
+    // `-t` without `-i` on Linux).
+    assert!(shown.contains("on-a-tty\r\r\n33 77\r\r\n"), "{shown:?}");
+    let (code, shown) = session.finish(LONG);
+    assert_eq!(code, Some(5), "{shown}");
+    assert!(!session.is_raw());
+}
+
+#[test]
+fn bad_stdio_requests_and_other_upgrades_are_refused_with_400() {
+    require_root!();
+    use std::io::{Read, Write as _};
+    let sb = Sandbox::new();
+    sb.ok(&["run", "-d", "--name", "box", "busybox", "sleep", "1000"]);
+    let before = sb.inspect("box");
+
+    let (status, body) = sb.http(
+        "POST",
+        "/containers/box/exec",
+        br#"{"cmd":["sh"],"window":{"rows":24,"cols":80}}"#,
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("a window size was given without a terminal"),
+        "{body}"
+    );
+    let (status, body) = sb.http("POST", "/containers/box/start", br#"{"tty":true,"rows":24}"#);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("unknown field `rows`"), "{body}");
+    assert_eq!(
+        sb.inspect("box"),
+        before,
+        "a refused request changed the container"
+    );
+
+    // An attach asking for another protocol is refused; the positive
+    // control is the same request with cell-attach, which switches.
+    let out = sb.cell(&["exec", "-d", "box", "true"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let id = stderr
+        .split_whitespace()
+        .last()
+        .unwrap_or_else(|| panic!("no exec id: {}", describe(&out)))
+        .to_string();
+    for (protocol, want) in [("websocket", " 400 "), ("cell-attach", " 101 ")] {
+        let mut s = std::os::unix::net::UnixStream::connect(&sb.socket).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        write!(
+            s,
+            "GET /execs/{id}/attach HTTP/1.1\r\nHost: celld\r\nConnection: Upgrade\r\nUpgrade: {protocol}\r\n\r\n"
+        )
+        .unwrap();
+        let mut head = [0u8; 64];
+        let n = s.read(&mut head).unwrap();
+        let head = String::from_utf8_lossy(&head[..n]);
+        assert!(head.contains(want), "{protocol}: {head:?}");
+    }
+}
