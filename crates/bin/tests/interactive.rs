@@ -311,3 +311,25 @@ fn bad_stdio_requests_and_other_upgrades_are_refused_with_400() {
         assert!(head.contains(want), "{protocol}: {head:?}");
     }
 }
+
+#[test]
+fn a_client_stopped_by_sigterm_or_sighup_restores_the_terminal_and_the_process_runs_on() {
+    require_root!();
+    let sb = Sandbox::new();
+    sb.ok(&["run", "-d", "--name", "box", "busybox", "sleep", "1000"]);
+    let env = prompt_env();
+    for (n, signal) in [(1, libc::SIGTERM), (2, libc::SIGHUP)] {
+        let mut session = sb.spawn_cell_in_pty(&["exec", "-it", "-e", &env, "box", "sh"], 24, 80);
+        session.wait_output(PROMPT);
+        // Positive control: raw while attached.
+        assert!(session.is_raw());
+        session.signal(signal);
+        session.wait_output("cell was stopped by a signal; the container is still running");
+        let (code, shown) = session.finish(LONG);
+        assert_eq!(code, Some(125), "{shown}");
+        assert!(!session.is_raw(), "signal {signal}: the terminal was left raw");
+        let processes = sb.ok(&["exec", "box", "ps", "-o", "comm"]);
+        let shells = processes.lines().filter(|l| l.trim() == "sh").count();
+        assert_eq!(shells, n, "the exec's shells run on: {processes}");
+    }
+}

@@ -784,6 +784,12 @@ impl PtyCell {
         termios.c_lflag & (libc::ICANON | libc::ECHO) == 0
     }
 
+    /// Sends `signal` to the client.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill takes a pid and a signal number.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, signal) }, 0);
+    }
+
     /// Everything the terminal showed so far.
     pub fn shown(&self) -> String {
         String::from_utf8_lossy(&self.output.0.lock().unwrap()).into_owned()

@@ -26,6 +26,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// killed): the process goes on under its supervisor all the same.
 pub const LOST_DAEMON: &str = "lost the connection to celld; the container is still running";
 
+/// What an interactive client says when SIGTERM or SIGHUP stops it.
+pub const STOPPED_BY_SIGNAL: &str = "cell was stopped by a signal; the container is still running";
+
 /// An error the daemon answered with; its message is shown as it is.
 #[derive(Debug)]
 pub struct ApiError {
@@ -195,16 +198,25 @@ impl Client {
             }
         });
 
+        // A client stopped by a signal returns an error like any other, so
+        // that the caller's raw-mode guard restores the terminal.
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut hangup = signal(SignalKind::hangup())?;
         let mut output = Output::default();
         let mut chunk = vec![0u8; 16 * 1024];
         loop {
-            match from_daemon.read(&mut chunk).await {
-                Ok(0) | Err(_) => bail!(LOST_DAEMON),
-                Ok(n) => {
-                    if let Some(end) = output.take(&chunk[..n]) {
-                        return end;
+            tokio::select! {
+                read = from_daemon.read(&mut chunk) => match read {
+                    Ok(0) | Err(_) => bail!(LOST_DAEMON),
+                    Ok(n) => {
+                        if let Some(end) = output.take(&chunk[..n]) {
+                            return end;
+                        }
                     }
-                }
+                },
+                _ = terminate.recv() => bail!(STOPPED_BY_SIGNAL),
+                _ = hangup.recv() => bail!(STOPPED_BY_SIGNAL),
             }
         }
     }
