@@ -1,4 +1,5 @@
-//! `GET /execs/{id}/attach`: the framed output of an exec, streamed.
+//! `GET /execs/{id}/attach`: the framed output of an exec, streamed, and
+//! with an HTTP upgrade, its input too.
 //!
 //! Frames pass through unchanged (see `cell_core::frame`). While the
 //! supervisor runs, its attach socket gives the history and then live
@@ -14,17 +15,39 @@
 //! at a frame boundary; a frame cut short here is sent again in full by the
 //! supervisor to whoever attaches next, since it replays its log from the
 //! start.
+//!
+//! # Interactive attach: the `cell-attach` upgrade
+//!
+//! A client that sends input (`cell run -i`, `cell exec -it`) asks for the
+//! same route with `Connection: Upgrade` and `Upgrade: cell-attach` (as
+//! Docker's attach hijacks its connection). celld answers
+//! `101 Switching Protocols` with the same two headers; from then on the
+//! connection carries frames both ways, in the format of
+//! `cell_core::frame`:
+//!
+//! - daemon → client: exactly the output stream above (stdout, stderr,
+//!   then one exit or error frame), after which celld closes;
+//! - client → daemon: `5` stdin bytes, `6` end of input (empty; closes the
+//!   process's stdin pipe, ignored for a terminal, where Ctrl-D is a byte),
+//!   `7` resize (rows and columns, two big-endian `u16`).
+//!
+//! celld copies the client's bytes to the supervisor's attach socket as
+//! they come; the supervisor parses them and drops a client that sends an
+//! unknown kind. When the client goes away, the process keeps running and
+//! its stdin stays open for the next client. An upgrade on a finished exec
+//! gets its complete log and ignores input.
 
 use crate::ApiError;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use cell_core::frame::{self, FrameKind};
+use cell_core::frame::{self, FrameKind, whole_frames_len};
 use cell_engine::Engine;
 use cell_engine::execs::OutputSource;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio_util::sync::CancellationToken;
 
@@ -32,19 +55,52 @@ use tokio_util::sync::CancellationToken;
 /// celld stops. The process goes on under its supervisor.
 pub const DAEMON_STOPPED: &str = "celld stopped; the container is still running";
 
+/// The protocol named in the `Upgrade` header of an interactive attach.
+pub const UPGRADE_PROTOCOL: &str = "cell-attach";
+
 /// How much is read from a supervisor's socket at a time.
 const READ_CHUNK: usize = 16 * 1024;
 
 pub async fn attach(
     State(engine): State<Arc<Engine>>,
     State(shutdown): State<CancellationToken>,
+    State(sessions): State<tokio_util::task::TaskTracker>,
     Path(id): Path<String>,
+    mut request: Request,
 ) -> Result<Response, ApiError> {
+    let is_upgrade = wants_upgrade(request.headers())?;
     let lookup = Arc::clone(&engine);
     let exec_id = id.clone();
     let source = tokio::task::spawn_blocking(move || lookup.output_source(&exec_id))
         .await
         .map_err(|e| ApiError::internal(format!("attach failed: {e}")))??;
+    if is_upgrade {
+        let on_upgrade = hyper::upgrade::on(&mut request);
+        let supervisor = match &source {
+            OutputSource::Live(socket) => UnixStream::connect(socket).await.ok(),
+            OutputSource::Log(_) => None,
+        };
+        let log = match source {
+            OutputSource::Live(socket) => socket.with_file_name("output.log"),
+            OutputSource::Log(log) => log,
+        };
+        let recorded = exit_recorded(engine, id);
+        sessions.spawn(async move {
+            match on_upgrade.await {
+                Ok(upgraded) => {
+                    let client = hyper_util::rt::TokioIo::new(upgraded);
+                    serve_upgraded(client, supervisor, &log, shutdown, recorded).await;
+                }
+                Err(e) => tracing::warn!("an attach upgrade failed: {e}"),
+            }
+        });
+        return Ok(Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header(header::CONNECTION, "Upgrade")
+            .header(header::UPGRADE, UPGRADE_PROTOCOL)
+            .body(Body::empty())
+            .expect("a static response is valid"));
+    }
     let log = match source {
         OutputSource::Live(socket) => match UnixStream::connect(&socket).await {
             Ok(stream) => {
@@ -61,6 +117,82 @@ pub async fn attach(
         exit_recorded(engine, id)().await;
     }
     Ok(framed(Body::from(data)))
+}
+
+/// Whether the request asks for the `cell-attach` upgrade; another
+/// protocol is refused rather than answered with a plain stream the client
+/// would not expect.
+fn wants_upgrade(headers: &HeaderMap) -> Result<bool, ApiError> {
+    let Some(protocol) = headers.get(header::UPGRADE) else {
+        return Ok(false);
+    };
+    let is_connection_upgrade = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    if !protocol
+        .as_bytes()
+        .eq_ignore_ascii_case(UPGRADE_PROTOCOL.as_bytes())
+        || !is_connection_upgrade
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "unsupported upgrade {}: expected 'Connection: Upgrade' and 'Upgrade: {UPGRADE_PROTOCOL}'",
+                cell_core::error::quoted(&String::from_utf8_lossy(protocol.as_bytes()))
+            ),
+        ));
+    }
+    Ok(true)
+}
+
+/// Serves an upgraded connection: the output stream to the client, the
+/// client's bytes to the supervisor, until the output ends. Without a
+/// supervisor (the exec finished) the client gets the complete log.
+async fn serve_upgraded<C, W, F>(
+    client: C,
+    supervisor: Option<UnixStream>,
+    log: &std::path::Path,
+    shutdown: CancellationToken,
+    exit_recorded: W,
+) where
+    C: AsyncRead + AsyncWrite + Send + Unpin,
+    W: Fn() -> F + Send + Sync + Clone + 'static,
+    F: std::future::Future<Output = ()> + Send,
+{
+    let (mut client_read, mut client_write) = tokio::io::split(client);
+    let Some(supervisor) = supervisor else {
+        let data = complete_log(log, &shutdown).await;
+        if ends_with_exit(&data) {
+            exit_recorded().await;
+        }
+        let _ = client_write.write_all(&data).await;
+        let _ = client_write.shutdown().await;
+        return;
+    };
+    let (supervisor_read, mut supervisor_write) = supervisor.into_split();
+    let output = async {
+        let frames = live_frames(supervisor_read, shutdown, exit_recorded);
+        futures_util::pin_mut!(frames);
+        while let Some(Ok(chunk)) = futures_util::StreamExt::next(&mut frames).await {
+            if client_write.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+        let _ = client_write.shutdown().await;
+    };
+    let input = async {
+        // The client's end of input is said with a frame; a client that
+        // closes its side just stops sending, and the output goes on.
+        let _ = tokio::io::copy(&mut client_read, &mut supervisor_write).await;
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        () = output => {}
+        () = input => {}
+    }
 }
 
 /// Waits (a few seconds at most) until the engine has recorded the exit of
@@ -101,12 +233,13 @@ fn error_frame(message: &str) -> Vec<u8> {
 /// The frames a supervisor's attach socket sends, each chunk made of whole
 /// frames, until the supervisor closes the socket (after the exit frame) or
 /// `shutdown` fires (then one [`DAEMON_STOPPED`] error frame ends it).
-fn live_frames<W, F>(
-    socket: UnixStream,
+fn live_frames<R, W, F>(
+    socket: R,
     shutdown: CancellationToken,
     exit_recorded: W,
 ) -> impl futures_util::Stream<Item = std::io::Result<Vec<u8>>> + Send
 where
+    R: AsyncRead + Send + Unpin,
     W: Fn() -> F + Send + Sync + Clone + 'static,
     F: std::future::Future<Output = ()> + Send,
 {
@@ -147,20 +280,6 @@ where
             }
         }
     })
-}
-
-/// The length of the longest prefix of `data` made of whole frames.
-fn whole_frames_len(data: &[u8]) -> usize {
-    let mut at = 0;
-    while let Some(header) = data.get(at..at + frame::HEADER_LEN) {
-        let payload_len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
-        let end = at + frame::HEADER_LEN + payload_len;
-        if end > data.len() {
-            break;
-        }
-        at = end;
-    }
-    at
 }
 
 /// The log of a finished exec. The supervisor appends the exit frame just
@@ -286,6 +405,73 @@ mod tests {
         assert_eq!(chunks.concat(), all);
         // Not cancelled: the positive control for the shutdown test above.
         assert!(!shutdown.is_cancelled());
+    }
+
+    #[test]
+    fn only_the_cell_attach_upgrade_is_taken() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.append(*name, value.parse().unwrap());
+            }
+            map
+        };
+        assert!(!wants_upgrade(&headers(&[])).unwrap());
+        assert!(
+            wants_upgrade(&headers(&[
+                ("connection", "keep-alive, Upgrade"),
+                ("upgrade", "Cell-Attach")
+            ]))
+            .unwrap()
+        );
+        let err =
+            wants_upgrade(&headers(&[("connection", "upgrade"), ("upgrade", "websocket")])).unwrap_err();
+        let described = format!("{err:?}");
+        assert!(described.contains("'websocket'"), "{described}");
+        assert_eq!(err.into_response().status(), StatusCode::BAD_REQUEST);
+        assert!(wants_upgrade(&headers(&[("upgrade", "cell-attach")])).is_err());
+    }
+
+    #[tokio::test]
+    async fn an_upgraded_connection_carries_input_to_the_supervisor_and_output_back() {
+        let (client, daemon_end) = tokio::io::duplex(4096);
+        let (mut supervisor, daemon_to_supervisor) = UnixStream::pair().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("output.log");
+        let served = tokio::spawn(async move {
+            serve_upgraded(
+                daemon_end,
+                Some(daemon_to_supervisor),
+                &log,
+                CancellationToken::new(),
+                || async {},
+            )
+            .await
+        });
+        let (mut client_read, mut client_write) = tokio::io::split(client);
+
+        let input = {
+            let mut out = frames(&[(FrameKind::Stdin, b"echo hi\n")]);
+            out.extend(frame::resize_frame(24, 80));
+            out
+        };
+        client_write.write_all(&input).await.unwrap();
+        let mut got = vec![0u8; input.len()];
+        supervisor.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, input);
+
+        // The client closing its side does not end the output.
+        client_write.shutdown().await.unwrap();
+        let output = frames(&[
+            (FrameKind::Stdout, b"hi\r\n"),
+            (FrameKind::Exit, &0i32.to_be_bytes()),
+        ]);
+        supervisor.write_all(&output).await.unwrap();
+        drop(supervisor);
+        let mut received = Vec::new();
+        client_read.read_to_end(&mut received).await.unwrap();
+        assert_eq!(received, output);
+        served.await.unwrap();
     }
 
     #[tokio::test]

@@ -16,6 +16,7 @@ use axum::response::IntoResponse;
 use cell_core::error::quoted;
 use cell_core::limits::{BODY_MAX, parse_stop_timeout};
 use cell_engine::containers::{CreateContainer, DEFAULT_STOP_TIMEOUT};
+use cell_engine::execs::{Stdio, WindowSize};
 use cell_engine::networks::{ConnectRequest, CreateNetwork, DisconnectRequest};
 use cell_engine::{Engine, EngineError};
 use serde::Deserialize;
@@ -49,6 +50,21 @@ pub(crate) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 /// with 413 before they are parsed (the router sets the limit), malformed
 /// JSON, invalid UTF-8 and unknown fields with 400.
 pub struct JsonBody<T>(pub T);
+
+/// A JSON body that may be left out (an empty body is `None`).
+pub struct OptionalJsonBody<T>(pub Option<T>);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(body_rejection)?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJsonBody(None));
+        }
+        parse(&bytes).map(|v| OptionalJsonBody(Some(v)))
+    }
+}
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
@@ -246,8 +262,17 @@ pub async fn prune_containers(State(engine): Shared, _: NoQuery) -> ApiResult {
     .await
 }
 
-pub async fn start_container(State(engine): Shared, _: NoQuery, Path(reference): Path<String>) -> ApiResult {
-    blocking(engine, move |e| e.start_container(&reference)).await
+/// The body is optional: `{"stdin", "tty", "window": {"rows", "cols"}}`
+/// for an interactive init (`cell run -it`); none means stdin `/dev/null`
+/// and no terminal.
+pub async fn start_container(
+    State(engine): Shared,
+    _: NoQuery,
+    Path(reference): Path<String>,
+    body: OptionalJsonBody<Stdio>,
+) -> ApiResult {
+    let stdio = body.0.unwrap_or_default();
+    blocking(engine, move |e| e.start_container_with_stdio(&reference, stdio)).await
 }
 
 /// `?timeout=SECS`: the seconds between SIGTERM and SIGKILL, at most a day.
@@ -277,6 +302,15 @@ pub struct ExecRequest {
     cmd: Vec<String>,
     #[serde(default)]
     env: Vec<String>,
+    /// Feed the process's stdin from the attach stream.
+    #[serde(default)]
+    stdin: bool,
+    /// Give the process a terminal.
+    #[serde(default)]
+    tty: bool,
+    /// The terminal's size at start.
+    #[serde(default)]
+    window: Option<WindowSize>,
 }
 
 pub async fn exec(
@@ -285,7 +319,15 @@ pub async fn exec(
     Path(reference): Path<String>,
     JsonBody(req): JsonBody<ExecRequest>,
 ) -> ApiResult {
-    blocking(engine, move |e| e.exec(&reference, &req.cmd, &req.env)).await
+    let stdio = Stdio {
+        stdin: req.stdin,
+        tty: req.tty,
+        window: req.window,
+    };
+    blocking(engine, move |e| {
+        e.exec_with_stdio(&reference, &req.cmd, &req.env, stdio)
+    })
+    .await
 }
 
 pub async fn inspect_exec(State(engine): Shared, _: NoQuery, Path(id): Path<String>) -> ApiResult {
@@ -440,7 +482,11 @@ mod tests {
         refused::<ConnectRequest>(r#"{"container":"c","ip4":"10.0.0.2"}"#, "ip4");
         refused::<DisconnectRequest>(r#"{"container":"c","force":true}"#, "force");
         refused::<ImageRequest>(r#"{"name":"i","pth":"/x.tar"}"#, "pth");
-        refused::<ExecRequest>(r#"{"cmd":["true"],"tty":true}"#, "tty");
+        refused::<ExecRequest>(r#"{"cmd":["true"],"terminal":true}"#, "terminal");
+        refused::<Stdio>(r#"{"tty":true,"window":{"rows":1,"columns":2}}"#, "columns");
+        refused::<Stdio>(r#"{"tty":true,"interactive":true}"#, "interactive");
+        parse::<ExecRequest>(br#"{"cmd":["sh"],"stdin":true,"tty":true,"window":{"rows":1,"cols":2}}"#)
+            .unwrap();
     }
 
     #[test]

@@ -34,8 +34,9 @@ use cell_core::limits::BODY_MAX;
 use cell_engine::Engine;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+pub use tokio_util::task::TaskTracker;
 
-pub use attach::DAEMON_STOPPED;
+pub use attach::{DAEMON_STOPPED, UPGRADE_PROTOCOL as ATTACH_UPGRADE};
 
 /// The OpenAPI document of this API.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -46,6 +47,13 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 struct ApiState {
     engine: Arc<Engine>,
     shutdown: CancellationToken,
+    sessions: TaskTracker,
+}
+
+impl FromRef<ApiState> for TaskTracker {
+    fn from_ref(state: &ApiState) -> Self {
+        state.sessions.clone()
+    }
 }
 
 // Handlers that only need the engine extract `State<Arc<Engine>>` as before.
@@ -73,6 +81,18 @@ pub fn router(engine: Arc<Engine>) -> Router {
 /// [`DAEMON_STOPPED`]; the processes they follow keep running under their
 /// supervisors and can be attached again from the next daemon.
 pub fn router_with_shutdown(engine: Arc<Engine>, shutdown: CancellationToken) -> Router {
+    router_with_sessions(engine, shutdown, TaskTracker::new())
+}
+
+/// [`router_with_shutdown`], with the interactive sessions (upgraded
+/// attach connections, which the HTTP server no longer tracks) spawned on
+/// `sessions`: a server that waits for them after cancelling `shutdown`
+/// lets each send its last frame.
+pub fn router_with_sessions(
+    engine: Arc<Engine>,
+    shutdown: CancellationToken,
+    sessions: TaskTracker,
+) -> Router {
     use handlers::*;
     let routes = Router::new()
         .route("/openapi.json", get(openapi))
@@ -107,7 +127,11 @@ pub fn router_with_shutdown(engine: Arc<Engine>, shutdown: CancellationToken) ->
         )
         .route("/networks/{reference}/connect", post(connect_network))
         .route("/networks/{reference}/disconnect", post(disconnect_network));
-    with_json_errors(routes).with_state(ApiState { engine, shutdown })
+    with_json_errors(routes).with_state(ApiState {
+        engine,
+        shutdown,
+        sessions,
+    })
 }
 
 /// `routes` with the fallbacks and layers that make every error answer
@@ -170,6 +194,8 @@ mod tests {
             "DisconnectRequest",
             "Version",
             "Info",
+            "Stdio",
+            "WindowSize",
         ] {
             assert!(
                 doc["components"]["schemas"].get(schema).is_some(),
@@ -199,6 +225,10 @@ mod tests {
             (
                 "DisconnectRequest",
                 serde_json::to_value(DisconnectRequest::default()),
+            ),
+            (
+                "Stdio",
+                serde_json::to_value(cell_engine::execs::Stdio::default()),
             ),
         ] {
             assert_eq!(

@@ -6,6 +6,14 @@
 //! big-endian `u32` length, and the payload. The last frame of a stream is
 //! [`FrameKind::Exit`], whose payload is the exit code as a big-endian `i32`,
 //! or [`FrameKind::Error`] with a message if the stream broke.
+//!
+//! An interactive client (`cell run -i`, `cell exec -it`) also sends frames
+//! the other way, in the same format, to `celld` and on to the supervisor:
+//! [`FrameKind::Stdin`] with bytes for the process's standard input,
+//! [`FrameKind::StdinEof`] (empty) when the client's input ended, and
+//! [`FrameKind::Resize`] with the terminal's rows and columns as two
+//! big-endian `u16` ([`resize_frame`], [`window_size`]). Output readers
+//! never see those kinds, and the supervisor ignores output kinds sent to it.
 
 use std::io::{self, Read};
 
@@ -21,6 +29,12 @@ pub enum FrameKind {
     Exit = 3,
     /// The stream failed; the payload is a message.
     Error = 4,
+    /// Client to process: bytes for its standard input.
+    Stdin = 5,
+    /// Client to process: the client's input ended (empty payload).
+    StdinEof = 6,
+    /// Client to process: the client's terminal is now `rows x cols`.
+    Resize = 7,
 }
 
 impl FrameKind {
@@ -30,6 +44,9 @@ impl FrameKind {
             2 => Self::Stderr,
             3 => Self::Exit,
             4 => Self::Error,
+            5 => Self::Stdin,
+            6 => Self::StdinEof,
+            7 => Self::Resize,
             _ => return None,
         })
     }
@@ -50,6 +67,42 @@ pub fn exit_frame(code: i32) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + 4);
     encode(FrameKind::Exit, &code.to_be_bytes(), &mut out);
     out
+}
+
+/// The frame that tells the process its terminal is `rows x cols`.
+pub fn resize_frame(rows: u16, cols: u16) -> Vec<u8> {
+    let mut payload = [0u8; 4];
+    payload[..2].copy_from_slice(&rows.to_be_bytes());
+    payload[2..].copy_from_slice(&cols.to_be_bytes());
+    let mut out = Vec::with_capacity(HEADER_LEN + 4);
+    encode(FrameKind::Resize, &payload, &mut out);
+    out
+}
+
+/// The `(rows, cols)` carried by a [`FrameKind::Resize`] payload.
+pub fn window_size(payload: &[u8]) -> io::Result<(u16, u16)> {
+    match payload {
+        [r0, r1, c0, c1] => Ok((u16::from_be_bytes([*r0, *r1]), u16::from_be_bytes([*c0, *c1]))),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "resize frame is not 4 bytes",
+        )),
+    }
+}
+
+/// The length of the longest prefix of `data` made of whole frames (kinds
+/// are not checked), for relays that must pass frames on whole.
+pub fn whole_frames_len(data: &[u8]) -> usize {
+    let mut at = 0;
+    while let Some(header) = data.get(at..at + HEADER_LEN) {
+        let payload_len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+        let end = at + HEADER_LEN + payload_len;
+        if end > data.len() {
+            break;
+        }
+        at = end;
+    }
+    at
 }
 
 /// Reads the next frame; `Ok(None)` at a clean end of stream.
@@ -100,6 +153,28 @@ mod tests {
         let (kind, payload) = read_frame(&mut r).unwrap().unwrap();
         assert_eq!((kind, exit_code(&payload).unwrap()), (FrameKind::Exit, -3));
         assert_eq!(read_frame(&mut r).unwrap(), None);
+    }
+
+    #[test]
+    fn input_frames_round_trip() {
+        let mut buf = Vec::new();
+        encode(FrameKind::Stdin, b"ls\n", &mut buf);
+        encode(FrameKind::StdinEof, b"", &mut buf);
+        buf.extend(resize_frame(40, 132));
+        assert_eq!(whole_frames_len(&buf), buf.len());
+        assert_eq!(whole_frames_len(&buf[..buf.len() - 1]), buf.len() - 9);
+        let mut r = &buf[..];
+        assert_eq!(
+            read_frame(&mut r).unwrap(),
+            Some((FrameKind::Stdin, b"ls\n".to_vec()))
+        );
+        assert_eq!(read_frame(&mut r).unwrap(), Some((FrameKind::StdinEof, vec![])));
+        let (kind, payload) = read_frame(&mut r).unwrap().unwrap();
+        assert_eq!(
+            (kind, window_size(&payload).unwrap()),
+            (FrameKind::Resize, (40, 132))
+        );
+        assert!(window_size(b"abc").is_err());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use cell_core::ids::{new_id, random_name, validate_name};
 use cell_core::model::{Container, Exec, NetworkDriver};
 use cell_core::params::validate_param;
 use cell_core::port::PortSpec;
-use cell_runtime::spec::{RootfsSpec, Target};
+use cell_runtime::spec::{RootfsSpec, Stdio, Target};
 use cell_store::ExecRecord;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -149,6 +149,14 @@ impl Engine {
     /// network namespace and endpoints are made first; if any step fails,
     /// what was done is undone and both errors are reported.
     pub fn start_container(self: &Arc<Self>, reference: &str) -> Result<Exec> {
+        self.start_container_with_stdio(reference, Stdio::default())
+    }
+
+    /// [`Engine::start_container`] with the init's standard streams set up
+    /// as `stdio` says (`cell run -it`). Only this start has them: a later
+    /// `start` runs the init without a terminal again.
+    pub fn start_container_with_stdio(self: &Arc<Self>, reference: &str, stdio: Stdio) -> Result<Exec> {
+        crate::execs::validate_stdio(&stdio)?;
         let container = self.find_container(reference)?;
         let lock = self.container_lock(&container.id);
         let _guard = crate::lock(&lock);
@@ -185,7 +193,7 @@ impl Engine {
             netns,
             files: container_files(&container),
         };
-        let spec = crate::execs::process_spec(&container, &exec, &[], target);
+        let spec = crate::execs::process_spec(&container, &exec, &[], target, stdio);
         let recorded = self.spawn_exec(&exec, &spec).and_then(|record| {
             self.store()
                 .set_container_running(&container.id, &record)

@@ -9,6 +9,8 @@ use cell_core::ids::new_id;
 use cell_core::model::{Container, Exec};
 use cell_core::params::{ALLOW_RAW_SOCKETS, is_enabled};
 use cell_runtime::spec::{ProcessSpec, Target};
+/// How a process's standard streams are set up; the API takes it as is.
+pub use cell_runtime::spec::{Stdio, WindowSize};
 use cell_store::ExecRecord;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,8 +30,21 @@ pub enum OutputSource {
 }
 
 impl Engine {
-    /// Runs `cmd` in a running container.
+    /// Runs `cmd` in a running container, stdin `/dev/null`, no terminal.
     pub fn exec(self: &Arc<Self>, reference: &str, cmd: &[String], env: &[String]) -> Result<Exec> {
+        self.exec_with_stdio(reference, cmd, env, Stdio::default())
+    }
+
+    /// Runs `cmd` in a running container with its standard streams set up
+    /// as `stdio` says (stdin fed by attached clients, a terminal).
+    pub fn exec_with_stdio(
+        self: &Arc<Self>,
+        reference: &str,
+        cmd: &[String],
+        env: &[String],
+        stdio: Stdio,
+    ) -> Result<Exec> {
+        validate_stdio(&stdio)?;
         if cmd.is_empty() {
             return Err(CoreError::invalid("no command given to exec").into());
         }
@@ -52,7 +67,7 @@ impl Engine {
             created: self.now(),
             exit_code: None,
         };
-        let spec = process_spec(&container, &exec, env, Target::Exec { init_pid });
+        let spec = process_spec(&container, &exec, env, Target::Exec { init_pid }, stdio);
         let record = self.spawn_exec(&exec, &spec)?;
         self.store()
             .set_exec_started(&record)
@@ -288,6 +303,7 @@ pub(crate) fn process_spec(
     exec: &Exec,
     exec_env: &[String],
     target: Target,
+    stdio: Stdio,
 ) -> ProcessSpec {
     ProcessSpec {
         exec_id: exec.id.clone(),
@@ -301,5 +317,14 @@ pub(crate) fn process_spec(
         target,
         // celld's limits, set by `spawn_exec`.
         log: Default::default(),
+        stdio,
     }
+}
+
+/// Refuses a window size without a terminal: it would be silently lost.
+pub(crate) fn validate_stdio(stdio: &Stdio) -> Result<()> {
+    if stdio.window.is_some() && !stdio.tty {
+        return Err(CoreError::invalid("a window size was given without a terminal (tty)").into());
+    }
+    Ok(())
 }

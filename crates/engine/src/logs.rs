@@ -211,7 +211,9 @@ impl ContainerLogs {
                     frame::encode(frame.kind, &payload, &mut out);
                 }
                 FrameKind::Exit => saw_exit = true,
-                FrameKind::Error => {}
+                // Errors, and input a client sent the other way, are not
+                // the process's output.
+                FrameKind::Error | FrameKind::Stdin | FrameKind::StdinEof | FrameKind::Resize => {}
             }
         }
         if saw_exit || is_finished {

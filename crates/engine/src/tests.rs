@@ -442,7 +442,13 @@ fn a_process_started_before_its_pids_were_recorded_is_stopped_at_start() {
         .unwrap();
     let dir = world.dir.path().join("root/execs").join(&exec.id);
     std::fs::create_dir_all(&dir).unwrap();
-    let spec = crate::execs::process_spec(&c, &exec, &[], cell_runtime::spec::Target::Exec { init_pid: 1 });
+    let spec = crate::execs::process_spec(
+        &c,
+        &exec,
+        &[],
+        cell_runtime::spec::Target::Exec { init_pid: 1 },
+        Default::default(),
+    );
     let orphan = world.runtime.adopt(&dir, spec);
     world.restart();
     assert!(
@@ -578,4 +584,46 @@ fn marked_links_the_store_does_not_name_are_removed_at_start_and_others_stay() {
     assert!(names.contains(&"cell0".to_string()), "{names:?}");
     let ep = world.store().endpoints().unwrap().remove(0);
     assert!(names.contains(ep.epair.as_ref().unwrap()), "{names:?}");
+}
+
+#[test]
+fn stdio_reaches_the_spec_of_a_start_and_of_an_exec_and_a_bare_window_is_refused() {
+    use cell_runtime::spec::{Stdio, WindowSize};
+    let world = World::new();
+    let terminal = Stdio {
+        stdin: true,
+        tty: true,
+        window: Some(WindowSize { rows: 30, cols: 100 }),
+    };
+    let c = world.container("tty", "host", &[]);
+    world.engine.start_container_with_stdio(&c.id, terminal).unwrap();
+    let sh = vec!["sh".to_string()];
+    let piped = Stdio {
+        stdin: true,
+        ..Stdio::default()
+    };
+    world.engine.exec_with_stdio("tty", &sh, &[], piped).unwrap();
+    world.engine.exec("tty", &sh, &[]).unwrap();
+    let specs: Vec<Stdio> = world.runtime.processes().iter().map(|p| p.spec.stdio).collect();
+    assert_eq!(specs, vec![terminal, piped, Stdio::default()]);
+
+    let bare_window = Stdio {
+        tty: false,
+        ..terminal
+    };
+    let err = world
+        .engine
+        .exec_with_stdio("tty", &sh, &[], bare_window)
+        .unwrap_err();
+    assert!(err.to_string().contains("without a terminal"), "{err}");
+    let err = world
+        .engine
+        .start_container_with_stdio("tty", bare_window)
+        .unwrap_err();
+    assert!(err.to_string().contains("without a terminal"), "{err}");
+    assert_eq!(
+        world.runtime.processes().len(),
+        3,
+        "a refused request started something"
+    );
 }

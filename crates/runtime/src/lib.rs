@@ -19,7 +19,7 @@
 //! namespace; the `net` layer prepares that namespace first.
 //!
 //! ```
-//! use cell_runtime::spec::{ProcessSpec, Target};
+//! use cell_runtime::spec::{ProcessSpec, Stdio, Target};
 //! let spec = ProcessSpec {
 //!     exec_id: "e1".into(),
 //!     container_id: "c1".into(),
@@ -30,6 +30,7 @@
 //!     keep_net_raw: false,
 //!     target: Target::Exec { init_pid: 1234 },
 //!     log: Default::default(),
+//!     stdio: Stdio::default(),
 //! };
 //! spec.validate().unwrap();
 //! ```

@@ -35,6 +35,10 @@ pub struct ProcessSpec {
     /// written before logs were bounded.
     #[serde(default)]
     pub log: LogLimits,
+    /// Where its standard input comes from and whether it has a terminal.
+    /// Absent in specs written before interactive sessions existed.
+    #[serde(default)]
+    pub stdio: Stdio,
 }
 
 /// How much output a supervisor keeps: `output.log` and its rotated files
@@ -82,6 +86,39 @@ impl Default for LogLimits {
             files: 2,
         }
     }
+}
+
+/// How a process's standard streams are set up.
+///
+/// The default is the non-interactive process: stdin `/dev/null`, stdout
+/// and stderr on two pipes. With `stdin`, stdin is a pipe fed from what
+/// attached clients send ([`cell_core::frame::FrameKind::Stdin`]). With
+/// `tty`, the supervisor opens a pseudo-terminal and keeps its master; the
+/// process gets the slave as stdin, stdout, stderr and controlling terminal
+/// (output then arrives as stdout frames only, as from a terminal).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stdio {
+    /// Feed the process's stdin from attached clients.
+    #[serde(default)]
+    pub stdin: bool,
+    /// Give the process a terminal.
+    #[serde(default)]
+    pub tty: bool,
+    /// The terminal's size at start (only with `tty`); `None` leaves the
+    /// kernel's 0 x 0 until the first resize.
+    #[serde(default)]
+    pub window: Option<WindowSize>,
+}
+
+/// A terminal's size in character cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowSize {
+    /// Lines.
+    pub rows: u16,
+    /// Columns.
+    pub cols: u16,
 }
 
 /// Where the process runs.
@@ -186,6 +223,7 @@ mod tests {
                 files: vec![("/etc/hosts".into(), "127.0.0.1 localhost\n".into())],
             },
             log: LogLimits::default(),
+            stdio: Stdio::default(),
         }
     }
 
@@ -196,6 +234,14 @@ mod tests {
         for spec in [
             init_spec(),
             ProcessSpec {
+                stdio: Stdio {
+                    stdin: true,
+                    tty: true,
+                    window: Some(WindowSize { rows: 24, cols: 80 }),
+                },
+                ..init_spec()
+            },
+            ProcessSpec {
                 target: Target::Exec { init_pid: 42 },
                 ..init_spec()
             },
@@ -203,6 +249,15 @@ mod tests {
             spec.write_to(&path).unwrap();
             assert_eq!(ProcessSpec::read_from(&path).unwrap(), spec);
         }
+    }
+
+    #[test]
+    fn a_spec_without_stdio_is_the_non_interactive_one() {
+        let mut value = serde_json::to_value(init_spec()).unwrap();
+        value.as_object_mut().unwrap().remove("stdio");
+        let spec: ProcessSpec = serde_json::from_value(value).unwrap();
+        assert_eq!(spec.stdio, Stdio::default());
+        assert!(!spec.stdio.stdin && !spec.stdio.tty);
     }
 
     #[test]

@@ -115,6 +115,7 @@ mod inner {
                     files: vec![],
                 },
                 log: Default::default(),
+                stdio: Default::default(),
             }
         }
 
@@ -139,6 +140,7 @@ mod inner {
             keep_net_raw: false,
             target: Target::Exec { init_pid },
             log: Default::default(),
+            stdio: Default::default(),
         }
     }
 
@@ -176,6 +178,9 @@ mod inner {
                 FrameKind::Stderr => outcome.stderr.push_str(&text),
                 FrameKind::Exit => outcome.code = Some(frame::exit_code(&payload).unwrap()),
                 FrameKind::Error => panic!("error frame: {text}"),
+                FrameKind::Stdin | FrameKind::StdinEof | FrameKind::Resize => {
+                    panic!("input frame {kind:?} in an output stream")
+                }
             }
         }
         outcome

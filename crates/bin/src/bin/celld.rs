@@ -298,8 +298,9 @@ async fn serve(engine: std::sync::Arc<cell_engine::Engine>, socket: &Path) -> Re
         engine.root().display()
     );
     let shutdown = CancellationToken::new();
-    let server = axum::serve(listener, cell_api::router_with_shutdown(engine, shutdown.clone()))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let sessions = cell_api::TaskTracker::new();
+    let router = cell_api::router_with_sessions(engine, shutdown.clone(), sessions.clone());
+    let server = axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let server = std::future::IntoFuture::into_future(server);
     tokio::pin!(server);
     let stopped = tokio::select! {
@@ -316,6 +317,9 @@ async fn serve(engine: std::sync::Arc<cell_engine::Engine>, socket: &Path) -> Re
                     SHUTDOWN_GRACE.as_millis()
                 );
             }
+            // Interactive sessions end on the same token, with one frame.
+            sessions.close();
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, sessions.wait()).await;
             tracing::info!(
                 "celld stopped in {} ms; containers keep running",
                 signalled_at.elapsed().as_millis()

@@ -1225,3 +1225,187 @@ impl Sandbox {
         }
     }
 }
+
+/// A `cell` client whose stdin, stdout and stderr are the slave of a
+/// pseudo-terminal the test holds the master of: what a user at a terminal
+/// sees and types. Its output is collected as it comes.
+pub struct PtyCell {
+    child: Child,
+    master: std::fs::File,
+    /// The test's own hold on the slave, to read its settings.
+    slave: std::fs::File,
+    output: std::sync::Arc<(std::sync::Mutex<Vec<u8>>, std::sync::Condvar)>,
+    /// How much of the output earlier waits consumed.
+    seen: usize,
+}
+
+impl Sandbox {
+    /// Starts `cell -H unix://SOCKET ARGS...` on a new terminal of
+    /// `rows x cols`, as the session leader with it as controlling
+    /// terminal (so a resize sends it SIGWINCH).
+    pub fn spawn_cell_in_pty(&self, args: &[&str], rows: u16, cols: u16) -> PtyCell {
+        use std::os::fd::FromRawFd;
+        use std::os::unix::process::CommandExt;
+        let (mut master, mut slave) = (0, 0);
+        let size = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: openpty writes two descriptors into the valid pointers and
+        // reads the winsize; the name and termios pointers may be null.
+        let opened = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                &size,
+            )
+        };
+        assert_eq!(opened, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: openpty just returned these descriptors to us alone.
+        let (master, slave) = unsafe {
+            (
+                std::fs::File::from_raw_fd(master),
+                std::fs::File::from_raw_fd(slave),
+            )
+        };
+        let mut command = Command::new(CELL);
+        command
+            .arg("-H")
+            .arg(format!("unix://{}", self.socket.display()))
+            .args(args)
+            .stdin(slave.try_clone().unwrap())
+            .stdout(slave.try_clone().unwrap())
+            .stderr(slave.try_clone().unwrap());
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::setsid() == -1 || libc::ioctl(0, libc::TIOCSCTTY, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn().expect("cell on a terminal");
+        drop(command);
+        let output = std::sync::Arc::new((std::sync::Mutex::new(Vec::new()), std::sync::Condvar::new()));
+        let reader = master.try_clone().unwrap();
+        let sink = std::sync::Arc::clone(&output);
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut reader = reader;
+            let mut buf = [0u8; 4096];
+            // EIO once the client and everything holding the slave exited.
+            while let Ok(n @ 1..) = reader.read(&mut buf) {
+                sink.0.lock().unwrap().extend_from_slice(&buf[..n]);
+                sink.1.notify_all();
+            }
+        });
+        PtyCell {
+            child,
+            master,
+            slave,
+            output,
+            seen: 0,
+        }
+    }
+}
+
+impl PtyCell {
+    /// Waits until the output after the previous wait holds `needle`;
+    /// returns that output, up to and including the needle.
+    pub fn wait_output(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut output = self.output.0.lock().unwrap();
+        loop {
+            let fresh = String::from_utf8_lossy(&output[self.seen..]).into_owned();
+            if let Some(at) = fresh.find(needle) {
+                let taken = &fresh[..at + needle.len()];
+                self.seen += taken.len();
+                return taken.to_string();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "no {needle:?} on the terminal; it shows {fresh:?}"
+            );
+            output = self.output.1.wait_timeout(output, left).unwrap().0;
+        }
+    }
+
+    /// Types `keys` at the terminal.
+    pub fn type_keys(&mut self, keys: &str) {
+        use std::io::Write;
+        self.master.write_all(keys.as_bytes()).unwrap();
+    }
+
+    /// Resizes the terminal (its session leader, cell, gets SIGWINCH).
+    pub fn resize(&self, rows: u16, cols: u16) {
+        use std::os::fd::AsRawFd;
+        let size = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads one winsize from the valid pointer.
+        let done = unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &size) };
+        assert_eq!(done, 0, "resize: {}", std::io::Error::last_os_error());
+    }
+
+    /// Waits (at most `timeout`, then fails) for the client to exit; returns
+    /// its exit code and everything the terminal showed.
+    pub fn finish(&mut self, timeout: Duration) -> (Option<i32>, String) {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait for cell") {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("cell did not exit within {timeout:?}: {}", self.shown());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        (status.code(), self.shown())
+    }
+
+    /// Whether the terminal is in raw mode (no canonical input, no echo),
+    /// as cell sets it while a session is attached.
+    pub fn is_raw(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        let mut termios = std::mem::MaybeUninit::<libc::termios>::zeroed();
+        // SAFETY: tcgetattr fills the termios behind the valid pointer.
+        assert_eq!(
+            unsafe { libc::tcgetattr(self.slave.as_raw_fd(), termios.as_mut_ptr()) },
+            0
+        );
+        // SAFETY: filled by tcgetattr above.
+        let termios = unsafe { termios.assume_init() };
+        termios.c_lflag & (libc::ICANON | libc::ECHO) == 0
+    }
+
+    /// Sends `signal` to the client.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill takes a pid and a signal number.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, signal) }, 0);
+    }
+
+    /// Everything the terminal showed so far.
+    pub fn shown(&self) -> String {
+        String::from_utf8_lossy(&self.output.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl Drop for PtyCell {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

@@ -1,7 +1,14 @@
 //! The attach socket protocol: `STATE_DIR/attach.sock` streams the framed
 //! output log ([`cell_core::frame`]) from its start, then live, and closes
-//! after the exit frame. Clients send nothing; the shim reads only to notice
-//! that one went away.
+//! after the exit frame.
+//!
+//! Clients may send frames the other way, in the same format: stdin bytes
+//! ([`FrameKind::Stdin`]), the end of their input ([`FrameKind::StdinEof`])
+//! and terminal resizes ([`FrameKind::Resize`]); the supervisor applies them
+//! in the order they arrive, whichever client sent them. Output kinds sent
+//! by a client are ignored; an unknown kind or a frame over
+//! [`MAX_INPUT_FRAME`] bytes disconnects that client. A client that sends
+//! nothing is a plain reader.
 //!
 //! Each client is served from the log ([`super::log::OutputLog`]), read
 //! back from the files at its own position, so a slow client costs no
@@ -16,11 +23,27 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
 use super::log::OutputLog;
+use cell_core::frame::{self, FrameKind};
+
 use crate::error::{Result, RuntimeError};
+use crate::spec::WindowSize;
 
 const ATTACH_SOCK: &str = "attach.sock";
 /// Largest read from the log per step.
 const CHUNK: usize = 64 * 1024;
+/// The largest payload of a frame a client may send.
+pub const MAX_INPUT_FRAME: usize = 1024 * 1024;
+
+/// What a client asked the supervisor to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Input {
+    /// Bytes for the process's stdin.
+    Stdin(Vec<u8>),
+    /// The client's input ended.
+    StdinEof,
+    /// The client's terminal has this size now.
+    Resize(WindowSize),
+}
 
 /// The attach socket of the process whose state is in `state_dir`.
 pub fn attach_path(state_dir: &Path) -> PathBuf {
@@ -42,6 +65,8 @@ pub(super) struct Client {
     sent: u64,
     /// The client shut down its sending side; only hang-up matters now.
     pub(super) is_half_closed: bool,
+    /// Received bytes that do not make a whole frame yet.
+    inbox: Vec<u8>,
 }
 
 impl Client {
@@ -54,18 +79,50 @@ impl Client {
         self.sent < log_end
     }
 
-    /// Reads and discards what the client sent. Returns whether the client
-    /// stays.
-    pub(super) fn read(&mut self) -> bool {
-        let mut scratch = [0u8; 512];
-        match self.socket.read(&mut scratch) {
-            Ok(0) => {
-                self.is_half_closed = true;
-                true
+    /// Reads what the client sent, until its socket would block, and adds
+    /// the whole frames to `inputs`. Returns whether the client stays.
+    pub(super) fn read(&mut self, inputs: &mut Vec<Input>) -> bool {
+        let mut scratch = vec![0u8; CHUNK];
+        loop {
+            match self.socket.read(&mut scratch) {
+                Ok(0) => {
+                    self.is_half_closed = true;
+                    return self.take_frames(inputs);
+                }
+                Ok(n) => {
+                    self.inbox.extend_from_slice(&scratch[..n]);
+                    if !self.take_frames(inputs) {
+                        return false;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
+                Err(_) => return false,
             }
-            Ok(_) => true,
-            Err(e) => matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted),
         }
+    }
+
+    /// Moves the whole frames of the inbox to `inputs`; false when the
+    /// client broke the protocol.
+    fn take_frames(&mut self, inputs: &mut Vec<Input>) -> bool {
+        let whole = frame::whole_frames_len(&self.inbox);
+        let mut frames = &self.inbox[..whole];
+        while !frames.is_empty() {
+            let Ok(Some((kind, payload))) = frame::read_frame(&mut frames) else {
+                return false;
+            };
+            match kind {
+                FrameKind::Stdin => inputs.push(Input::Stdin(payload)),
+                FrameKind::StdinEof => inputs.push(Input::StdinEof),
+                FrameKind::Resize => match frame::window_size(&payload) {
+                    Ok((rows, cols)) => inputs.push(Input::Resize(WindowSize { rows, cols })),
+                    Err(_) => return false,
+                },
+                FrameKind::Stdout | FrameKind::Stderr | FrameKind::Exit | FrameKind::Error => {}
+            }
+        }
+        self.inbox.drain(..whole);
+        self.inbox.len() < frame::HEADER_LEN + MAX_INPUT_FRAME
     }
 
     /// Writes the part of the log the client has not had yet, until its
@@ -99,6 +156,7 @@ pub(super) fn accept_clients(listener: &UnixListener, clients: &mut Vec<Client>)
                         socket,
                         sent: 0,
                         is_half_closed: false,
+                        inbox: Vec::new(),
                     });
                 }
             }
@@ -151,5 +209,76 @@ mod tests {
             lines.push_str(&String::from_utf8(payload).unwrap());
         }
         assert_eq!(lines, "kept 3\nkept 4\nkept 5\nkept 6\n");
+    }
+
+    #[test]
+    fn a_client_sends_stdin_eof_and_resizes_in_order_even_cut_anywhere() {
+        let tmp = tempfile::tempdir().unwrap();
+        let listener = bind(tmp.path()).unwrap();
+        let mut writer = UnixStream::connect(attach_path(tmp.path())).unwrap();
+        let mut clients = Vec::new();
+        accept_clients(&listener, &mut clients);
+
+        let mut sent = Vec::new();
+        frame::encode(FrameKind::Stdin, b"echo hi\n", &mut sent);
+        // Output kinds from a client mean nothing and are skipped.
+        frame::encode(FrameKind::Stdout, b"ignored", &mut sent);
+        sent.extend(frame::resize_frame(50, 120));
+        frame::encode(FrameKind::StdinEof, b"", &mut sent);
+        let mut inputs = Vec::new();
+        for byte in &sent {
+            writer.write_all(std::slice::from_ref(byte)).unwrap();
+            assert!(clients[0].read(&mut inputs));
+        }
+        assert_eq!(
+            inputs,
+            vec![
+                Input::Stdin(b"echo hi\n".to_vec()),
+                Input::Resize(WindowSize { rows: 50, cols: 120 }),
+                Input::StdinEof,
+            ]
+        );
+        drop(writer);
+        assert!(clients[0].read(&mut inputs));
+        assert!(clients[0].is_half_closed);
+    }
+
+    #[test]
+    fn a_client_breaking_the_protocol_is_dropped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let listener = bind(tmp.path()).unwrap();
+        let mut clients = Vec::new();
+        let mut unknown = UnixStream::connect(attach_path(tmp.path())).unwrap();
+        let mut oversized = UnixStream::connect(attach_path(tmp.path())).unwrap();
+        let mut good = UnixStream::connect(attach_path(tmp.path())).unwrap();
+        accept_clients(&listener, &mut clients);
+        assert_eq!(clients.len(), 3);
+        unknown.write_all(&[99, 0, 0, 0, 0]).unwrap();
+        // A header announcing more than any client may send, then enough of
+        // its payload to pass the limit (the socket buffer holds it).
+        oversized
+            .write_all(&[FrameKind::Stdin as u8, 0xff, 0xff, 0xff, 0xff])
+            .unwrap();
+        oversized.set_nonblocking(true).unwrap();
+        let mut is_oversized_dropped = false;
+        let mut filler_sent = 0;
+        while filler_sent <= 2 * MAX_INPUT_FRAME {
+            match oversized.write(&vec![0u8; CHUNK]) {
+                Ok(n) => filler_sent += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => panic!("{e}"),
+            }
+            if !clients[1].read(&mut Vec::new()) {
+                is_oversized_dropped = true;
+                break;
+            }
+        }
+        assert!(is_oversized_dropped);
+        good.write_all(&frame::resize_frame(1, 2)).unwrap();
+        let mut inputs = Vec::new();
+        assert!(!clients[0].read(&mut inputs));
+        // The positive control: a well-formed frame on the same listener.
+        assert!(clients[2].read(&mut inputs));
+        assert_eq!(inputs, vec![Input::Resize(WindowSize { rows: 1, cols: 2 })]);
     }
 }

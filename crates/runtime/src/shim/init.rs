@@ -18,7 +18,7 @@ use std::convert::Infallible;
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, ErrorKind, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 use caps::{CapSet, Capability, CapsHashSet};
@@ -107,23 +107,43 @@ impl ContainerNamespaces {
     }
 }
 
+/// The standard streams the container process gets: three descriptors,
+/// which are the same terminal slave when `is_terminal`.
+pub(crate) struct ChildStdio {
+    pub(crate) stdin: OwnedFd,
+    pub(crate) stdout: OwnedFd,
+    pub(crate) stderr: OwnedFd,
+    /// Make stdin the controlling terminal of a new session.
+    pub(crate) is_terminal: bool,
+}
+
 /// Runs in the forked child: builds its world, then execs. Returns only
 /// setup errors; a failed exec ends the process itself.
 pub(crate) fn run_container_process(
     sys: &dyn Syscalls,
     spec: &ProcessSpec,
     joined: Option<ContainerNamespaces>,
-    dev_null: File,
-    stdout: OwnedFd,
-    stderr: OwnedFd,
+    stdio: ChildStdio,
 ) -> Result<Infallible> {
     set_up_process(sys, spec, joined.as_ref())?;
     drop(joined);
 
-    nix::unistd::dup2_stdin(&dev_null).map_err(|e| RuntimeError::sys("redirect stdin", e))?;
-    nix::unistd::dup2_stdout(&stdout).map_err(|e| RuntimeError::sys("redirect stdout", e))?;
-    nix::unistd::dup2_stderr(&stderr).map_err(|e| RuntimeError::sys("redirect stderr", e))?;
-    drop((dev_null, stdout, stderr));
+    if stdio.is_terminal {
+        // A shell does job control only on its controlling terminal, and
+        // Ctrl-C reaches the foreground group only through one: a new
+        // session (the shim's child leads no group, so setsid works) whose
+        // terminal is the slave.
+        nix::unistd::setsid().map_err(|e| RuntimeError::sys("start a session for the terminal", e))?;
+        // SAFETY: TIOCSCTTY takes an int argument and only changes this
+        // process's session.
+        if unsafe { libc::ioctl(stdio.stdin.as_raw_fd(), libc::TIOCSCTTY, 0) } == -1 {
+            return Err(RuntimeError::sys("make the terminal controlling", Errno::last()));
+        }
+    }
+    nix::unistd::dup2_stdin(&stdio.stdin).map_err(|e| RuntimeError::sys("redirect stdin", e))?;
+    nix::unistd::dup2_stdout(&stdio.stdout).map_err(|e| RuntimeError::sys("redirect stdout", e))?;
+    nix::unistd::dup2_stderr(&stdio.stderr).map_err(|e| RuntimeError::sys("redirect stderr", e))?;
+    drop(stdio);
 
     // Ignored dispositions and the mask survive exec; the shim's are not the
     // container's.
@@ -500,6 +520,7 @@ mod tests {
                 ],
             },
             log: Default::default(),
+            stdio: Default::default(),
         }
     }
 

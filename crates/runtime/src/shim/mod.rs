@@ -37,7 +37,8 @@
 //!   `output.log` holds the framed output ([`cell_core::frame`]), rotated
 //!   to `output.log.1`... at the spec's size cap, each file with a time
 //!   index beside it ([`log`]); `attach.sock` streams what is kept, oldest
-//!   first, and then live;
+//!   first, and then live (and takes stdin, end-of-input and resize frames
+//!   the other way, see [`attach`]);
 //!   `exit.json` holds the exit code. On exit the shim unlinks `attach.sock`
 //!   first and writes `exit.json` last, so a reader either gets the complete
 //!   stream from the socket or, when connecting fails, finds the complete log

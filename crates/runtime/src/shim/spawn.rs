@@ -118,6 +118,7 @@ mod tests {
             keep_net_raw: false,
             target: Target::Exec { init_pid: 1 },
             log: Default::default(),
+            stdio: Default::default(),
         }
     }
 

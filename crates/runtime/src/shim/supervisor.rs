@@ -6,6 +6,14 @@
 //! attached clients ([`super::attach`]) until the process exits, and
 //! records the exit code in `exit.json`. It ignores the signals `celld` may
 //! be stopped with, so it outlives `celld`.
+//!
+//! With [`Stdio::stdin`], what attached clients send as stdin frames is
+//! written to the process's stdin (a pipe, or the terminal) from a bounded
+//! buffer, and a stdin-EOF frame closes the pipe. With [`Stdio::tty`], the
+//! shim opens a pseudo-terminal: the process gets the slave, the shim keeps
+//! the master, reads the output from it and applies resize frames to it
+//! (the kernel then sends `SIGWINCH` to the foreground group). A client
+//! that goes away takes nothing with it: stdin stays open for the next one.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -23,13 +31,13 @@ use nix::sys::signal::{SigHandler, Signal, signal};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, chdir, fork, pipe2};
 
-use super::attach::{self, Client, attach_path};
-use super::init::{ContainerNamespaces, run_container_process};
+use super::attach::{self, Client, Input, attach_path};
+use super::init::{ChildStdio, ContainerNamespaces, run_container_process};
 use super::log::OutputLog;
 use super::spawn::{READY_FD_ENV, ReadyReport};
 use super::{EXIT_FILE, ExitRecord, OUTPUT_LOG, SHIM_LOG, SPEC_FILE, pid_path, write_atomically};
 use crate::error::{RuntimeError, chain_message};
-use crate::spec::{ProcessSpec, Target};
+use crate::spec::{ProcessSpec, Stdio, Target, WindowSize};
 use crate::syscall::{LinuxSyscalls, Syscalls};
 
 /// How long the shim keeps trying to deliver the end of the stream to
@@ -40,6 +48,10 @@ const CHUNK: usize = 64 * 1024;
 /// At exit, how many chunks to take from the pipes: a background process
 /// may keep writing forever, and the shim must still finish.
 const MAX_DRAIN_CHUNKS: usize = 64;
+/// Stdin bytes held for a process that does not read them yet; past this,
+/// the shim stops reading from its clients, so a fast sender is slowed
+/// down rather than held in memory.
+const MAX_PENDING_STDIN: usize = 256 * 1024;
 
 /// The entry point of `celld shim STATE_DIR`. Never returns.
 ///
@@ -193,6 +205,106 @@ struct Shim {
     listener: UnixListener,
     log: OutputLog,
     clients: Vec<Client>,
+    /// Where stdin frames go: the stdin pipe's write end, or the terminal
+    /// master; `None` without [`Stdio::stdin`] or once closed.
+    stdin: Option<OwnedFd>,
+    /// Stdin bytes not yet taken by the process.
+    pending_stdin: Vec<u8>,
+    /// A client ended the input: close the pipe once `pending_stdin` is out.
+    is_stdin_ending: bool,
+    /// The terminal master, for resizes; `None` without [`Stdio::tty`].
+    terminal: Option<OwnedFd>,
+}
+
+/// The shim's ends of the process's standard streams.
+struct ShimStdio {
+    /// Output read as stdout frames (the terminal master with a tty).
+    stdout: OwnedFd,
+    /// Output read as stderr frames; `None` with a tty, which merges both.
+    stderr: Option<OwnedFd>,
+    /// Where stdin frames are written.
+    stdin: Option<OwnedFd>,
+    terminal: Option<OwnedFd>,
+}
+
+/// Makes the descriptors for `stdio`: the child's, to be dropped by the
+/// shim after the fork, and the shim's own.
+fn open_stdio(stdio: &Stdio) -> crate::error::Result<(ChildStdio, ShimStdio)> {
+    let pipe =
+        |what: &str| pipe2(OFlag::O_CLOEXEC).map_err(|e| RuntimeError::sys(format!("create {what} pipe"), e));
+    let clone = |fd: &OwnedFd| {
+        fd.try_clone().map_err(|e| {
+            RuntimeError::sys(
+                "duplicate a terminal descriptor",
+                Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+            )
+        })
+    };
+    if stdio.tty {
+        let size = stdio.window.map(winsize);
+        let pty =
+            nix::pty::openpty(size.as_ref(), None).map_err(|e| RuntimeError::sys("open a terminal", e))?;
+        for fd in [&pty.master, &pty.slave] {
+            // SAFETY: sets a descriptor flag on a descriptor we own.
+            unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
+        set_nonblocking(pty.master.as_raw_fd());
+        let child = ChildStdio {
+            stdin: clone(&pty.slave)?,
+            stdout: clone(&pty.slave)?,
+            stderr: pty.slave,
+            is_terminal: true,
+        };
+        let shim = ShimStdio {
+            stdout: clone(&pty.master)?,
+            stderr: None,
+            stdin: if stdio.stdin {
+                Some(clone(&pty.master)?)
+            } else {
+                None
+            },
+            terminal: Some(pty.master),
+        };
+        return Ok((child, shim));
+    }
+    let (child_stdin, shim_stdin) = if stdio.stdin {
+        let (read, write) = pipe("stdin")?;
+        set_nonblocking(write.as_raw_fd());
+        (read, Some(write))
+    } else {
+        let null = File::open("/dev/null").map_err(|source| RuntimeError::Read {
+            path: "/dev/null".into(),
+            source,
+        })?;
+        (OwnedFd::from(null), None)
+    };
+    let (stdout_read, stdout_write) = pipe("stdout")?;
+    let (stderr_read, stderr_write) = pipe("stderr")?;
+    for fd in [&stdout_read, &stderr_read] {
+        set_nonblocking(fd.as_raw_fd());
+    }
+    let child = ChildStdio {
+        stdin: child_stdin,
+        stdout: stdout_write,
+        stderr: stderr_write,
+        is_terminal: false,
+    };
+    let shim = ShimStdio {
+        stdout: stdout_read,
+        stderr: Some(stderr_read),
+        stdin: shim_stdin,
+        terminal: None,
+    };
+    Ok((child, shim))
+}
+
+fn winsize(size: WindowSize) -> nix::pty::Winsize {
+    nix::pty::Winsize {
+        ws_row: size.rows,
+        ws_col: size.cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    }
 }
 
 /// Reads the spec and starts the container process. Errors are returned as
@@ -212,18 +324,9 @@ fn start_process(sys: &dyn Syscalls, state_dir: &Path) -> std::result::Result<Sh
     })?;
     // Bound before the caller hears "ready", so it can attach at once.
     let listener = attach::bind(state_dir).map_err(text)?;
-    let dev_null = File::open("/dev/null").map_err(|source| {
-        text(RuntimeError::Read {
-            path: "/dev/null".into(),
-            source,
-        })
-    })?;
-    let pipe = |what: &str| {
-        pipe2(OFlag::O_CLOEXEC).map_err(|e| text(RuntimeError::sys(format!("create {what} pipe"), e)))
-    };
-    let (stdout_read, stdout_write) = pipe("stdout")?;
-    let (stderr_read, stderr_write) = pipe("stderr")?;
-    let (error_read, error_write) = pipe("error")?;
+    let (child_stdio, shim_stdio) = open_stdio(&spec.stdio).map_err(text)?;
+    let (error_read, error_write) =
+        pipe2(OFlag::O_CLOEXEC).map_err(|e| text(RuntimeError::sys("create error pipe", e)))?;
 
     let joined = match &spec.target {
         // Only children of the shim enter the new pid namespace: the first
@@ -245,8 +348,8 @@ fn start_process(sys: &dyn Syscalls, state_dir: &Path) -> std::result::Result<Sh
     let child = match unsafe { fork() } {
         Err(e) => return Err(text(RuntimeError::sys("fork the container process", e))),
         Ok(ForkResult::Child) => {
-            drop((stdout_read, stderr_read, error_read, listener, log));
-            let Err(err) = run_container_process(sys, &spec, joined, dev_null, stdout_write, stderr_write);
+            drop((shim_stdio, error_read, listener, log));
+            let Err(err) = run_container_process(sys, &spec, joined, child_stdio);
             let mut error_pipe = File::from(error_write);
             let _ = error_pipe.write_all(chain_message(&err).as_bytes());
             // SAFETY: leave without running the shim's destructors or atexit
@@ -255,7 +358,7 @@ fn start_process(sys: &dyn Syscalls, state_dir: &Path) -> std::result::Result<Sh
         }
         Ok(ForkResult::Parent { child }) => child,
     };
-    drop((stdout_write, stderr_write, error_write, dev_null, joined));
+    drop((child_stdio, error_write, joined));
 
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
     let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, child.as_raw(), 0) };
@@ -282,18 +385,19 @@ fn start_process(sys: &dyn Syscalls, state_dir: &Path) -> std::result::Result<Sh
             message
         });
     }
-    for fd in [&stdout_read, &stderr_read] {
-        set_nonblocking(fd.as_raw_fd());
-    }
     Ok(Shim {
         state_dir: state_dir.to_path_buf(),
         child,
         pidfd: pidfd?,
-        stdout: Some(stdout_read),
-        stderr: Some(stderr_read),
+        stdout: Some(shim_stdio.stdout),
+        stderr: shim_stdio.stderr,
         listener,
         log,
         clients: Vec::new(),
+        stdin: shim_stdio.stdin,
+        pending_stdin: Vec::new(),
+        is_stdin_ending: false,
+        terminal: shim_stdio.terminal,
     })
 }
 
@@ -322,9 +426,16 @@ impl Shim {
             slots.push(Slot::Child);
             fds.push(PollFd::new(self.listener.as_fd(), PollFlags::POLLIN));
             slots.push(Slot::Listener);
+            if let Some(stdin) = &self.stdin
+                && !self.pending_stdin.is_empty()
+            {
+                fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLOUT));
+                slots.push(Slot::Stdin);
+            }
+            let is_stdin_full = self.pending_stdin.len() >= MAX_PENDING_STDIN;
             for (i, client) in self.clients.iter().enumerate() {
                 let mut events = PollFlags::empty();
-                if !client.is_half_closed {
+                if !client.is_half_closed && !is_stdin_full {
                     events |= PollFlags::POLLIN;
                 }
                 if client.is_behind(self.log.end()) {
@@ -350,6 +461,7 @@ impl Shim {
 
             let mut is_exited = false;
             let mut gone = Vec::new();
+            let mut inputs = Vec::new();
             for (slot, revents) in ready {
                 if revents.is_empty() {
                     continue;
@@ -362,11 +474,16 @@ impl Shim {
                         self.relay(FrameKind::Stderr);
                     }
                     Slot::Child => is_exited = true,
+                    Slot::Stdin => self.write_stdin(),
                     Slot::Listener => attach::accept_clients(&self.listener, &mut self.clients),
                     Slot::Client(i) => {
                         let is_hung_up =
                             revents.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL);
-                        if is_hung_up || (revents.contains(PollFlags::POLLIN) && !self.clients[i].read()) {
+                        // Read before dropping a client that hung up: it may have sent
+                        // input just before.
+                        let is_broken =
+                            revents.contains(PollFlags::POLLIN) && !self.clients[i].read(&mut inputs);
+                        if is_broken || is_hung_up {
                             gone.push(i);
                         }
                     }
@@ -377,10 +494,72 @@ impl Shim {
             for i in gone.into_iter().rev() {
                 self.clients.remove(i);
             }
+            for input in inputs {
+                self.take_input(input);
+            }
             self.pump_clients();
             if is_exited {
                 return self.finish();
             }
+        }
+    }
+
+    /// Applies what a client sent: stdin bytes are queued (and dropped when
+    /// the process takes no stdin), a resize goes to the terminal.
+    fn take_input(&mut self, input: Input) {
+        match input {
+            Input::Stdin(bytes) => {
+                if self.stdin.is_some() && !self.is_stdin_ending {
+                    self.pending_stdin.extend_from_slice(&bytes);
+                }
+            }
+            // A terminal has no end of input: Ctrl-D is a byte like any
+            // other, for the line discipline to interpret.
+            Input::StdinEof => {
+                if self.terminal.is_none() {
+                    self.is_stdin_ending = true;
+                }
+            }
+            Input::Resize(size) => {
+                if let Some(master) = &self.terminal {
+                    let size = winsize(size);
+                    // SAFETY: TIOCSWINSZ reads one winsize from the pointer,
+                    // which outlives the call.
+                    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size) } == -1 {
+                        eprintln!("shim: resize failed: {}", Errno::last());
+                    }
+                }
+            }
+        }
+        self.write_stdin();
+    }
+
+    /// Writes queued stdin bytes until the process stops taking them, and
+    /// closes the pipe when a client ended the input and all is out.
+    fn write_stdin(&mut self) {
+        let Some(stdin) = &self.stdin else {
+            self.pending_stdin.clear();
+            return;
+        };
+        while !self.pending_stdin.is_empty() {
+            match nix::unistd::write(stdin, &self.pending_stdin) {
+                Ok(n) => {
+                    self.pending_stdin.drain(..n);
+                }
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => return,
+                // The process closed its stdin or is gone: nothing more
+                // can reach it.
+                Err(e) => {
+                    eprintln!("shim: writing stdin failed: {e}");
+                    self.stdin = None;
+                    self.pending_stdin.clear();
+                    return;
+                }
+            }
+        }
+        if self.is_stdin_ending {
+            self.stdin = None;
         }
     }
 
@@ -402,6 +581,12 @@ impl Shim {
                 true
             }
             Err(Errno::EAGAIN | Errno::EINTR) => false,
+            // A terminal master reads EIO once no process holds the slave:
+            // its end of file.
+            Err(Errno::EIO) if self.terminal.is_some() => {
+                *pipe = None;
+                false
+            }
             Err(e) => {
                 eprintln!("shim: reading {kind:?} failed: {e}");
                 *pipe = None;
@@ -471,6 +656,7 @@ enum Slot {
     Stdout,
     Stderr,
     Child,
+    Stdin,
     Listener,
     Client(usize),
 }

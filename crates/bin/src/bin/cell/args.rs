@@ -342,6 +342,8 @@ pub struct RunArgs {
     #[arg(short, long)]
     pub detach: bool,
     #[command(flatten)]
+    pub session: SessionArgs,
+    #[command(flatten)]
     pub create: CreateArgs,
 }
 
@@ -360,11 +362,26 @@ pub struct StopArgs {
     pub containers: Vec<String>,
 }
 
+/// `-i` and `-t` of `run` and `exec`.
+#[derive(Args, Clone, Copy)]
+pub struct SessionArgs {
+    /// Keep stdin open and send it to the process (EOF closes the
+    /// process's stdin).
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Give the process a terminal; cell's own stdin must be one (raw
+    /// mode while attached; window size followed).
+    #[arg(short, long)]
+    pub tty: bool,
+}
+
 #[derive(Args)]
 pub struct ExecArgs {
     /// Start detached: print the exec id and return.
     #[arg(short, long)]
     pub detach: bool,
+    #[command(flatten)]
+    pub session: SessionArgs,
     /// Set an environment variable, KEY=VALUE.
     #[arg(short = 'e', long = "env")]
     pub env: Vec<String>,

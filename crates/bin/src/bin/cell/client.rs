@@ -5,6 +5,11 @@
 //! the exit frame (the process's exit code), an error frame (celld's own
 //! words, e.g. `cell_api::DAEMON_STOPPED` when it shuts down), or a stream
 //! that breaks or just ends ([`LOST_DAEMON`]: celld was killed).
+//!
+//! An interactive attach ([`Client::attach_interactive`]) upgrades the
+//! connection to `cell-attach` (see `cell_api`'s attach module) and sends
+//! stdin, end of input and window sizes as frames while it reads the same
+//! output stream.
 
 use anyhow::{Context, Result, anyhow, bail};
 use cell_core::frame::{self, FrameKind};
@@ -13,12 +18,16 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::PathBuf;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// What an attached client says when celld vanished without a word (it was
 /// killed): the process goes on under its supervisor all the same.
 pub const LOST_DAEMON: &str = "lost the connection to celld; the container is still running";
+
+/// What an interactive client says when SIGTERM or SIGHUP stops it.
+pub const STOPPED_BY_SIGNAL: &str = "cell was stopped by a signal; the container is still running";
 
 /// An error the daemon answered with; its message is shown as it is.
 #[derive(Debug)]
@@ -105,34 +114,181 @@ impl Client {
             return Err(ApiError { message }.into());
         }
         let mut body = response.into_body();
-        let mut buffer: Vec<u8> = Vec::new();
+        let mut output = Output::default();
         while let Some(chunk) = body.frame().await {
             let Ok(chunk) = chunk else { bail!(LOST_DAEMON) };
             let Some(data) = chunk.data_ref() else { continue };
-            buffer.extend_from_slice(data);
-            let mut rest = &buffer[..];
-            loop {
-                let before = rest;
-                match frame::read_frame(&mut rest) {
-                    Ok(Some((kind, payload))) => match kind {
-                        FrameKind::Stdout => write_all(&mut std::io::stdout(), &payload),
-                        FrameKind::Stderr => write_all(&mut std::io::stderr(), &payload),
-                        FrameKind::Exit => return Ok(frame::exit_code(&payload)?),
-                        FrameKind::Error => bail!("{}", String::from_utf8_lossy(&payload)),
-                    },
-                    // An incomplete frame: wait for more bytes.
-                    Ok(None) | Err(_) => {
-                        rest = before;
-                        break;
-                    }
-                }
+            if let Some(end) = output.take(data) {
+                return end;
             }
-            let consumed = buffer.len() - rest.len();
-            buffer.drain(..consumed);
         }
         // celld ends a stream with an exit or error frame, even when it
         // stops; a stream that just ends is a daemon that died.
         bail!(LOST_DAEMON)
+    }
+
+    /// Attaches to an exec through the `cell-attach` upgrade: prints its
+    /// output as [`Client::attach`] does, sends our stdin (when
+    /// `forward_stdin`) and, with `follow_window`, the terminal's size now
+    /// and on every SIGWINCH. Returns the exit code.
+    pub async fn attach_interactive(
+        &self,
+        exec_id: &str,
+        forward_stdin: bool,
+        follow_window: bool,
+    ) -> Result<i32> {
+        let stream = tokio::net::UnixStream::connect(&self.socket)
+            .await
+            .with_context(|| format!("cannot connect to celld at {}", self.socket.display()))?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(connection.with_upgrades());
+        let path = format!("/execs/{exec_id}/attach");
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri(&path)
+            .header("host", "celld")
+            .header(hyper::header::CONNECTION, "Upgrade")
+            .header(hyper::header::UPGRADE, cell_api::ATTACH_UPGRADE)
+            .body(Full::new(Bytes::new()))?;
+        let response = match sender.send_request(request).await {
+            Ok(response) => response,
+            Err(e) if e.is_incomplete_message() || e.is_canceled() => {
+                bail!("celld went away before answering GET {path}")
+            }
+            Err(e) => return Err(e).with_context(|| format!("request to celld failed: {path}")),
+        };
+        if response.status() != hyper::StatusCode::SWITCHING_PROTOCOLS {
+            let bytes = response.into_body().collect().await?.to_bytes();
+            let value: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            let message = value["message"].as_str().unwrap_or("attach failed").to_string();
+            return Err(ApiError { message }.into());
+        }
+        let upgraded = hyper::upgrade::on(response)
+            .await
+            .context("celld did not switch to cell-attach")?;
+        let (mut from_daemon, mut to_daemon) = tokio::io::split(TokioIo::new(upgraded));
+
+        let (frames, mut outgoing) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+        if follow_window {
+            let frames = frames.clone();
+            let mut changes = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())?;
+            tokio::spawn(async move {
+                loop {
+                    if let Some((rows, cols)) = crate::terminal::window_size()
+                        && frames.send(frame::resize_frame(rows, cols)).await.is_err()
+                    {
+                        return;
+                    }
+                    if changes.recv().await.is_none() {
+                        return;
+                    }
+                }
+            });
+        }
+        if forward_stdin {
+            forward_stdin_frames(frames);
+        } else {
+            drop(frames);
+        }
+        tokio::spawn(async move {
+            while let Some(bytes) = outgoing.recv().await {
+                if to_daemon.write_all(&bytes).await.is_err() {
+                    return;
+                }
+            }
+        });
+
+        // A client stopped by a signal returns an error like any other, so
+        // that the caller's raw-mode guard restores the terminal.
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut hangup = signal(SignalKind::hangup())?;
+        let mut output = Output::default();
+        let mut chunk = vec![0u8; 16 * 1024];
+        loop {
+            tokio::select! {
+                read = from_daemon.read(&mut chunk) => match read {
+                    Ok(0) | Err(_) => bail!(LOST_DAEMON),
+                    Ok(n) => {
+                        if let Some(end) = output.take(&chunk[..n]) {
+                            return end;
+                        }
+                    }
+                },
+                _ = terminate.recv() => bail!(STOPPED_BY_SIGNAL),
+                _ = hangup.recv() => bail!(STOPPED_BY_SIGNAL),
+            }
+        }
+    }
+}
+
+/// Reads our stdin on a thread of its own (a blocking read; the thread
+/// ends with the process) and sends it as stdin frames, then one end of
+/// input frame.
+fn forward_stdin_frames(frames: tokio::sync::mpsc::Sender<Vec<u8>>) {
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let mut out = Vec::new();
+            match stdin.read(&mut buf) {
+                Ok(0) | Err(_) => {
+                    frame::encode(FrameKind::StdinEof, &[], &mut out);
+                    let _ = frames.blocking_send(out);
+                    return;
+                }
+                Ok(n) => {
+                    frame::encode(FrameKind::Stdin, &buf[..n], &mut out);
+                    if frames.blocking_send(out).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// The output side of an attach: frames in, bytes to our stdout and
+/// stderr, until the stream's last frame.
+#[derive(Default)]
+struct Output {
+    buffer: Vec<u8>,
+}
+
+impl Output {
+    /// Takes the next bytes of the stream; returns how it ended once the
+    /// exit or error frame has come.
+    fn take(&mut self, data: &[u8]) -> Option<Result<i32>> {
+        self.buffer.extend_from_slice(data);
+        let mut rest = &self.buffer[..];
+        let mut end = None;
+        loop {
+            let before = rest;
+            match frame::read_frame(&mut rest) {
+                Ok(Some((kind, payload))) => match kind {
+                    FrameKind::Stdout => write_all(&mut std::io::stdout(), &payload),
+                    FrameKind::Stderr => write_all(&mut std::io::stderr(), &payload),
+                    FrameKind::Exit => {
+                        end = Some(frame::exit_code(&payload).map_err(anyhow::Error::from));
+                        break;
+                    }
+                    FrameKind::Error => {
+                        end = Some(Err(anyhow!("{}", String::from_utf8_lossy(&payload))));
+                        break;
+                    }
+                    // Input kinds never come from celld; skip them.
+                    FrameKind::Stdin | FrameKind::StdinEof | FrameKind::Resize => {}
+                },
+                // An incomplete frame: wait for more bytes.
+                Ok(None) | Err(_) => {
+                    rest = before;
+                    break;
+                }
+            }
+        }
+        let consumed = self.buffer.len() - rest.len();
+        self.buffer.drain(..consumed);
+        end
     }
 }
 
@@ -171,6 +327,8 @@ impl Client {
                     FrameKind::Stderr => write_all(&mut std::io::stderr(), &payload),
                     FrameKind::Exit => return Ok(()),
                     FrameKind::Error => bail!("{}", String::from_utf8_lossy(&payload)),
+                    // Input frames only ever go to the daemon.
+                    FrameKind::Stdin | FrameKind::StdinEof | FrameKind::Resize => {}
                 }
             }
             let consumed = buffer.len() - rest.len();

@@ -7,11 +7,12 @@ mod client;
 mod complete;
 mod output;
 mod progress;
+mod terminal;
 
 use anyhow::{Result, bail};
 use args::{
     Cli, Command, ContainerCommand, CreateArgs, ImageCommand, ListFormat, ListOutput, NetworkCommand,
-    NetworkCreateArgs, ShowFormat,
+    NetworkCreateArgs, SessionArgs, ShowFormat,
 };
 use cell_core::error::one_line;
 use clap::Parser;
@@ -228,6 +229,8 @@ async fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Run(args) => {
+            // Before anything is created: a refused -t leaves nothing behind.
+            check_session(args.session, args.detach)?;
             let id = create(client, &args.create).await?;
             // Detached, the id is the result (`id=$(cell run -d ...)`, as
             // with Docker); attached, stdout is the container's own.
@@ -236,10 +239,11 @@ async fn run(cli: Cli) -> Result<i32> {
             } else {
                 eprintln!("{id}");
             }
+            let stdio = stdio_request(args.session);
             let exec = client
-                .call(Method::POST, &format!("/containers/{id}/start"), None)
+                .call(Method::POST, &format!("/containers/{id}/start"), stdio.as_ref())
                 .await?;
-            follow(client, &exec, args.detach, |exec_id, code| {
+            follow(client, &exec, args.detach, args.session, |exec_id, code| {
                 format!("executable {exec_id} and its container exited with exit-code {code}")
             })
             .await
@@ -311,7 +315,11 @@ async fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Exec(args) => {
-            let body = json!({ "cmd": args.cmd, "env": args.env });
+            check_session(args.session, args.detach)?;
+            let mut body = json!({ "cmd": args.cmd, "env": args.env });
+            if let (Some(stdio), Some(body)) = (stdio_request(args.session), body.as_object_mut()) {
+                body.extend(stdio.as_object().cloned().unwrap_or_default());
+            }
             let exec = client
                 .call(
                     Method::POST,
@@ -319,7 +327,7 @@ async fn run(cli: Cli) -> Result<i32> {
                     Some(&body),
                 )
                 .await?;
-            follow(client, &exec, args.detach, |exec_id, code| {
+            follow(client, &exec, args.detach, args.session, |exec_id, code| {
                 format!("{exec_id} has exited with exit-code {code}")
             })
             .await
@@ -327,12 +335,37 @@ async fn run(cli: Cli) -> Result<i32> {
     }
 }
 
+/// `-t` attached needs a terminal on our stdin, to read keys from and to
+/// take the size of (Docker refuses the same way).
+fn check_session(session: SessionArgs, detach: bool) -> Result<()> {
+    if session.tty && !detach {
+        terminal::require_terminal()?;
+    }
+    Ok(())
+}
+
+/// The stdio part of a start or exec request; `None` for the default
+/// (stdin `/dev/null`, no terminal), so such requests stay as they were.
+fn stdio_request(session: SessionArgs) -> Option<Value> {
+    if !session.interactive && !session.tty {
+        return None;
+    }
+    let window = session
+        .tty
+        .then(terminal::window_size)
+        .flatten()
+        .map(|(rows, cols)| json!({ "rows": rows, "cols": cols }));
+    Some(json!({ "stdin": session.interactive, "tty": session.tty, "window": window }))
+}
+
 /// Announces a started exec as Kleene does; unless `detach`, streams its
-/// output and reports its end with `exit_line`, returning its exit code.
+/// output (and with `-i`/`-t` its input) and reports its end with
+/// `exit_line`, returning its exit code.
 async fn follow(
     client: &Client,
     exec: &Value,
     detach: bool,
+    session: SessionArgs,
     exit_line: impl Fn(&str, i32) -> String,
 ) -> Result<i32> {
     let exec_id = id_of(exec);
@@ -340,7 +373,19 @@ async fn follow(
     if detach {
         return Ok(0);
     }
-    let code = client.attach(&exec_id).await?;
+    let code = if session.interactive || session.tty {
+        // Raw only when our keys go to the process (as Docker does): with
+        // `-t` alone, Ctrl-C must still stop this client. Dropped when the
+        // session ends, however it ends, before the last line is printed.
+        let _raw = (session.tty && session.interactive)
+            .then(terminal::RawMode::enable)
+            .transpose()?;
+        client
+            .attach_interactive(&exec_id, session.interactive, session.tty)
+            .await?
+    } else {
+        client.attach(&exec_id).await?
+    };
     eprintln!("{}", exit_line(&exec_id, code));
     Ok(code)
 }
