@@ -47,6 +47,13 @@ impl Store {
         // WAL lets readers (inspect, ls) go on while a writer commits;
         // foreign keys make a dangling exec or endpoint impossible.
         conn.pragma_update(None, "journal_mode", "WAL")?;
+        // In WAL mode, NORMAL syncs at checkpoints rather than at every
+        // commit. A crash of celld loses nothing (the WAL is in the page
+        // cache); a crash of the machine may lose the last commits but never
+        // corrupts the database, and takes the kernel state those commits
+        // describe (links, namespaces, processes) with it, which
+        // reconciliation at the next start rebuilds from what was kept.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrations::migrate(&mut conn)?;
