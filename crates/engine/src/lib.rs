@@ -5,10 +5,12 @@
 //! ([`logs`]), networks and the
 //! endpoints that attach containers to them ([`networks`]). Every use case
 //! checks its input first, records intent in the store, then acts on the
-//! system through the runtime and net layers, undoing what it did if a later
-//! step fails. The functions are blocking; the daemon runs them off its
-//! async executor. [`Engine::open`] reconciles what the store says with what
-//! is running (containers outlive `celld`).
+//! system through the backends its caller passed in ([`Backends`]: the
+//! network kernel, the process runtime, the clock), undoing what it did if a
+//! later step fails. The functions are blocking; the daemon runs them off
+//! its async executor. [`Engine::open`] reconciles what the store says with
+//! what is running and what the kernel holds ([`reconcile`]: containers
+//! outlive `celld`, and a crash may cut a change short).
 
 pub mod backends;
 pub mod containers;
@@ -19,7 +21,7 @@ pub mod info;
 pub mod logs;
 mod lookup;
 pub mod networks;
-mod reconcile;
+pub mod reconcile;
 
 pub use backends::{Backends, Clock, FakeRuntime, FixedClock, Runtime, ShimRuntime, SystemClock};
 pub use error::{EngineError, Result};
