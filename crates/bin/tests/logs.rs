@@ -300,3 +300,53 @@ fn celld_refuses_log_limits_it_cannot_keep() {
         assert!(!sb.root.exists() && !sb.socket.exists());
     }
 }
+
+#[test]
+fn a_follower_whose_reader_goes_away_ends_with_zero() {
+    require_root!();
+    let sb = Sandbox::new();
+    sb.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ticker",
+        "busybox",
+        "sh",
+        "-c",
+        "while :; do echo tick; sleep 0.05; done",
+    ]);
+    let mut follower = std::process::Command::new(CELL)
+        .arg("-H")
+        .arg(format!("unix://{}", sb.socket.display()))
+        .args(["logs", "-f", "ticker"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Positive control: while someone reads, lines keep coming and the
+    // follower keeps running.
+    let mut reader = std::io::BufReader::new(follower.stdout.take().unwrap());
+    let mut line = String::new();
+    for _ in 0..3 {
+        line.clear();
+        std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+        assert_eq!(line, "tick\n");
+    }
+    assert!(
+        follower.try_wait().unwrap().is_none(),
+        "the follower ended while read"
+    );
+    // The reader goes away (as `| head` does): the next write fails and
+    // the follower ends, with 0, as tail -f does on a broken pipe.
+    drop(reader);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = follower.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "the follower never ended");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(sb.inspect("ticker")["container"]["running"], true);
+}

@@ -107,24 +107,7 @@ impl Client {
         let response = self
             .send(Method::GET, &format!("/execs/{exec_id}/attach"), None)
             .await?;
-        if !response.status().is_success() {
-            let bytes = response.into_body().collect().await?.to_bytes();
-            let value: Value = serde_json::from_slice(&bytes).unwrap_or_default();
-            let message = value["message"].as_str().unwrap_or("attach failed").to_string();
-            return Err(ApiError { message }.into());
-        }
-        let mut body = response.into_body();
-        let mut output = Output::default();
-        while let Some(chunk) = body.frame().await {
-            let Ok(chunk) = chunk else { bail!(LOST_DAEMON) };
-            let Some(data) = chunk.data_ref() else { continue };
-            if let Some(end) = output.take(data) {
-                return end;
-            }
-        }
-        // celld ends a stream with an exit or error frame, even when it
-        // stops; a stream that just ends is a daemon that died.
-        bail!(LOST_DAEMON)
+        follow_frames(response, Output::default(), "attach failed").await
     }
 
     /// Attaches to an exec through the `cell-attach` upgrade: prints its
@@ -253,6 +236,9 @@ fn forward_stdin_frames(frames: tokio::sync::mpsc::Sender<Vec<u8>>) {
 #[derive(Default)]
 struct Output {
     buffer: Vec<u8>,
+    /// End (with 0) once our stdout is closed, rather than go on for the
+    /// exit code.
+    ends_when_stdout_closes: bool,
 }
 
 impl Output {
@@ -266,7 +252,14 @@ impl Output {
             let before = rest;
             match frame::read_frame(&mut rest) {
                 Ok(Some((kind, payload))) => match kind {
-                    FrameKind::Stdout => write_all(&mut std::io::stdout(), &payload),
+                    FrameKind::Stdout => {
+                        let mut stdout = std::io::stdout();
+                        let written = stdout.write_all(&payload).and_then(|()| stdout.flush());
+                        if written.is_err() && self.ends_when_stdout_closes {
+                            end = Some(Ok(0));
+                            break;
+                        }
+                    }
                     FrameKind::Stderr => write_all(&mut std::io::stderr(), &payload),
                     FrameKind::Exit => {
                         end = Some(frame::exit_code(&payload).map_err(anyhow::Error::from));
@@ -297,45 +290,37 @@ impl Client {
     /// until the end-of-logs frame.
     pub async fn logs(&self, path: &str) -> Result<()> {
         let response = self.send(Method::GET, path, None).await?;
-        if !response.status().is_success() {
-            let bytes = response.into_body().collect().await?.to_bytes();
-            let value: Value = serde_json::from_slice(&bytes).unwrap_or_default();
-            let message = value["message"].as_str().unwrap_or("logs failed").to_string();
-            return Err(ApiError { message }.into());
-        }
-        let mut body = response.into_body();
-        let mut buffer: Vec<u8> = Vec::new();
-        while let Some(chunk) = body.frame().await {
-            let Ok(chunk) = chunk else { bail!(LOST_DAEMON) };
-            let Some(data) = chunk.data_ref() else { continue };
-            buffer.extend_from_slice(data);
-            let mut rest = &buffer[..];
-            // An incomplete frame stays in the buffer until more bytes come.
-            let mut peek = rest;
-            while let Ok(Some((kind, payload))) = frame::read_frame(&mut peek) {
-                rest = peek;
-                match kind {
-                    // Unlike an attach, nothing is waited for but the
-                    // output: a reader that went away (`cell logs -f |
-                    // head`) ends it, as a broken pipe does for tail -f.
-                    FrameKind::Stdout => {
-                        let mut stdout = std::io::stdout();
-                        if stdout.write_all(&payload).and_then(|()| stdout.flush()).is_err() {
-                            return Ok(());
-                        }
-                    }
-                    FrameKind::Stderr => write_all(&mut std::io::stderr(), &payload),
-                    FrameKind::Exit => return Ok(()),
-                    FrameKind::Error => bail!("{}", String::from_utf8_lossy(&payload)),
-                    // Input frames only ever go to the daemon.
-                    FrameKind::Stdin | FrameKind::StdinEof | FrameKind::Resize => {}
-                }
-            }
-            let consumed = buffer.len() - rest.len();
-            buffer.drain(..consumed);
-        }
-        bail!(LOST_DAEMON)
+        // Unlike an attach, nothing is waited for but the output: a reader
+        // that went away (`cell logs -f | head`) ends it, as a broken pipe
+        // does for tail -f. The exit frame ends the logs.
+        let output = Output {
+            ends_when_stdout_closes: true,
+            ..Output::default()
+        };
+        follow_frames(response, output, "logs failed").await.map(|_| ())
     }
+}
+
+/// Prints a framed response's output until its exit or error frame (or,
+/// for an error status, returns celld's message, `failing` if it has none).
+/// celld ends a stream with an exit or error frame, even when it stops; a
+/// stream that just ends is a daemon that died.
+async fn follow_frames(response: Response<Incoming>, mut output: Output, failing: &str) -> Result<i32> {
+    if !response.status().is_success() {
+        let bytes = response.into_body().collect().await?.to_bytes();
+        let value: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let message = value["message"].as_str().unwrap_or(failing).to_string();
+        return Err(ApiError { message }.into());
+    }
+    let mut body = response.into_body();
+    while let Some(chunk) = body.frame().await {
+        let Ok(chunk) = chunk else { bail!(LOST_DAEMON) };
+        let Some(data) = chunk.data_ref() else { continue };
+        if let Some(end) = output.take(data) {
+            return end;
+        }
+    }
+    bail!(LOST_DAEMON)
 }
 
 fn write_all(out: &mut impl Write, data: &[u8]) {
