@@ -1318,20 +1318,28 @@ impl PtyCell {
     /// Waits until the output after the previous wait holds `needle`;
     /// returns that output, up to and including the needle.
     pub fn wait_output(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        match self.try_wait_output(needle, Duration::from_secs(20)) {
+            Ok(taken) => taken,
+            Err(fresh) => panic!("no {needle:?} on the terminal; it shows {fresh:?}"),
+        }
+    }
+
+    /// Like [`PtyCell::wait_output`], but gives up after `timeout` and
+    /// returns what the terminal shows instead.
+    pub fn try_wait_output(&mut self, needle: &str, timeout: Duration) -> Result<String, String> {
+        let deadline = Instant::now() + timeout;
         let mut output = self.output.0.lock().unwrap();
         loop {
             let fresh = String::from_utf8_lossy(&output[self.seen..]).into_owned();
             if let Some(at) = fresh.find(needle) {
                 let taken = &fresh[..at + needle.len()];
                 self.seen += taken.len();
-                return taken.to_string();
+                return Ok(taken.to_string());
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "no {needle:?} on the terminal; it shows {fresh:?}"
-            );
+            if left.is_zero() {
+                return Err(fresh);
+            }
             output = self.output.1.wait_timeout(output, left).unwrap().0;
         }
     }
