@@ -50,27 +50,6 @@ impl NetworkDriver {
             Self::Disabled => "disabled",
         }
     }
-
-    /// Whether a container of this driver may publish ports.
-    pub fn can_publish_ports(self) -> bool {
-        matches!(self, Self::Ipnet | Self::Vnet)
-    }
-
-    /// Whether a container of this driver may join networks.
-    pub fn can_join_networks(self) -> bool {
-        matches!(self, Self::Ipnet | Self::Vnet)
-    }
-
-    /// Whether the container gets a network namespace of its own.
-    pub fn has_own_netns(self) -> bool {
-        !matches!(self, Self::Host)
-    }
-
-    /// Whether processes of the container keep `CAP_NET_ADMIN`: only a vnet
-    /// container, like a VNET jail, may configure its own interfaces.
-    pub fn keeps_net_admin(self) -> bool {
-        matches!(self, Self::Vnet)
-    }
 }
 
 impl fmt::Display for NetworkDriver {
@@ -190,16 +169,6 @@ mod tests {
         assert_eq!(json["type"], "bridge");
         assert!(json.get("net_type").is_none());
         assert_eq!(serde_json::from_value::<Network>(json).unwrap(), net);
-    }
-
-    #[test]
-    fn driver_rights() {
-        assert!(!NetworkDriver::Host.can_publish_ports());
-        assert!(!NetworkDriver::Disabled.can_publish_ports());
-        assert!(NetworkDriver::Ipnet.can_publish_ports());
-        assert!(NetworkDriver::Vnet.keeps_net_admin());
-        assert!(!NetworkDriver::Ipnet.keeps_net_admin());
-        assert!(!NetworkDriver::Host.has_own_netns());
     }
 }
 
