@@ -149,11 +149,13 @@ impl Engine {
     fn host_prefixes(&self, existing: &[Network]) -> Result<Vec<HostPrefix>> {
         let links = self.host().links;
         let context = || "failed to list the host's addresses".to_string();
+        // cell's bridges and veths, and loopback: none is the host's LAN.
+        let is_hosts_own = |name: &str| {
+            name != "lo" && !driver::is_host_ifname(name) && !existing.iter().any(|n| n.interface == name)
+        };
         let mut prefixes = Vec::new();
         for link in links.list_links().context(context)? {
-            let cells =
-                existing.iter().any(|n| n.interface == link.name) || driver::is_host_ifname(&link.name);
-            if cells || link.name == "lo" {
+            if !is_hosts_own(&link.name) {
                 continue;
             }
             for prefix in links.list_addresses(&link.name).context(context)? {
@@ -169,8 +171,7 @@ impl Engine {
         // cell's, and check_overlap covers them.
         for route in links.list_routes().context(context)? {
             let Some(dev) = route.dev else { continue };
-            let cells = existing.iter().any(|n| n.interface == dev) || driver::is_host_ifname(&dev);
-            if !cells && dev != "lo" && route.kind == RouteKind::Unicast {
+            if is_hosts_own(&dev) && route.kind == RouteKind::Unicast {
                 prefixes.push(HostPrefix {
                     prefix: route.dest,
                     interface: dev,

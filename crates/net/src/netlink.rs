@@ -148,6 +148,16 @@ impl NetlinkLinks {
         }
     }
 
+    /// The index of `name` as the kernel says now (no cache); an error if
+    /// the link does not exist.
+    fn fresh_index(&self, name: &str) -> Result<u32> {
+        self.get_link(name)?
+            .map(|l| l.header.index)
+            .ok_or_else(|| NetError::LinkNotFound {
+                name: name.to_string(),
+            })
+    }
+
     fn get_link(&self, name: &str) -> Result<Option<LinkMessage>> {
         check_link_name(name)?;
         let mut msg = LinkMessage::default();
@@ -200,13 +210,7 @@ impl NetlinkLinks {
         if let Some(index) = cached {
             return Ok((index, true));
         }
-        let index = self
-            .get_link(name)?
-            .map(|l| l.header.index)
-            .ok_or_else(|| NetError::LinkNotFound {
-                name: name.to_string(),
-            })?;
-        Ok((index, false))
+        Ok((self.fresh_index(name)?, false))
     }
 
     /// Sends what `send` builds from the indexes of `names`. If a cached
@@ -542,12 +546,7 @@ impl Links for NetlinkLinks {
 
     fn list_addresses(&self, name: &str) -> Result<Vec<IpNet>> {
         // A query: asked afresh rather than trusting the cache.
-        let index = self
-            .get_link(name)?
-            .map(|l| l.header.index)
-            .ok_or_else(|| NetError::LinkNotFound {
-                name: name.to_string(),
-            })?;
+        let index = self.fresh_index(name)?;
         let answers = self
             .request(
                 RouteNetlinkMessage::GetAddress(AddressMessage::default()),

@@ -120,28 +120,7 @@ impl Sandbox {
 
     /// Starts celld in the sandbox and waits for its socket.
     pub fn start_celld(&mut self) {
-        let _ = std::fs::remove_file(&self.socket);
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("celld.log"))
-            .unwrap();
-        let child = self
-            .in_ns(CELLD)
-            .args([
-                "--root",
-                self.root.to_str().unwrap(),
-                "--socket",
-                self.socket.to_str().unwrap(),
-            ])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("celld");
-        self.celld = Some(child);
-        let socket = self.socket.clone();
-        wait_until("celld's socket", Duration::from_secs(20), || socket.exists());
+        self.start_celld_with(&[]);
     }
 
     /// The host pid of the running celld.
