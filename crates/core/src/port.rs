@@ -164,6 +164,16 @@ impl fmt::Display for PortRange {
     }
 }
 
+/// `FIRST-LAST` (or one port), as `port_range` in celld.toml is written.
+impl FromStr for PortRange {
+    type Err = CoreError;
+
+    fn from_str(text: &str) -> Result<Self> {
+        parse_range(text, "host")
+            .map_err(|why| CoreError::invalid(format!("invalid port range {}: {why}", quoted(text))))
+    }
+}
+
 /// One `-p` argument, parsed: see the module doc.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PublishSpec {

@@ -404,19 +404,28 @@ impl Engine {
         Ok(networks)
     }
 
-    /// Records a new container with its endpoints in one go: if an address
-    /// cannot be had, the container is not recorded either.
+    /// Records a new container with its endpoints and published ports in
+    /// one go: if an address or a port cannot be had, the container is not
+    /// recorded either. Automatic host ports are chosen here, under the same
+    /// hold of the store, and `container.public_ports` gets the chosen
+    /// ones; the reservations are returned for the caller to keep.
     pub(crate) fn insert_container_with_endpoints(
         &self,
-        container: &Container,
+        container: &mut Container,
         networks: &[Network],
         ip: Option<&str>,
         ip6: Option<&str>,
-    ) -> Result<()> {
+    ) -> Result<Vec<(cell_core::port::PortSpec, crate::host_ports::Reservation)>> {
         let mut store = self.store();
+        let claimed = self.claim_ports(&store, &container.public_ports)?;
+        container.public_ports = claimed.ports;
+        let container = &*container;
         store.insert_container(container).map_err(|e| {
-            if e.is_constraint_violation() {
+            let name_taken = || matches!(store.container_by_name(&container.name), Ok(Some(_)));
+            if e.is_constraint_violation() && name_taken() {
                 CoreError::conflict(format!("container name '{}' is already in use", container.name)).into()
+            } else if e.is_constraint_violation() {
+                crate::ports::port_store_error(e, &container.name)
             } else {
                 EngineError::Store {
                     context: format!("failed to record container {}", container.name),
@@ -438,7 +447,7 @@ impl Engine {
                 return Err(EngineError::with_undo(e, undo.into_iter().collect()));
             }
         }
-        Ok(())
+        Ok(claimed.held)
     }
 
     /// Makes a starting container's network namespace and attaches its

@@ -21,6 +21,7 @@ impl Engine {
         self.reconcile_execs()?;
         self.finish_interrupted_removals()?;
         self.restore_networks()?;
+        self.restore_reservations()?;
         self.remove_leftover_state()
     }
 

@@ -111,11 +111,16 @@ fn open(dir: &Path, net: &Arc<FakeNetKernel>, runtime: &Arc<FakeRuntime>) -> Arc
             root: dir.join("root"),
             busybox: "/nonexistent/busybox".into(),
             log_limits: Default::default(),
+            port_range: None,
         },
         Backends {
             net: net.clone(),
             runtime: runtime.clone(),
             clock: Arc::new(FixedClock::at(chrono::DateTime::UNIX_EPOCH)),
+            ports: Arc::new(crate::FakeHostPorts::new(cell_core::port::PortRange {
+                start: 40000,
+                end: 40099,
+            })),
         },
     )
     .unwrap()
