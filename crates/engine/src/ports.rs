@@ -26,8 +26,9 @@ use crate::error::{Context, Result};
 use crate::host_ports::Reservation;
 use crate::{Engine, EngineError};
 use cell_core::CoreError;
-use cell_core::model::{Container, Endpoint, Network, NetworkType};
+use cell_core::model::{Container, Network};
 use cell_core::port::{AUTO_PORT, PortRange, PortSpec, PublishSpec};
+use cell_net::ports::{PortForward, container_forwards};
 use cell_store::Store;
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -71,58 +72,18 @@ impl std::fmt::Display for PortLine {
     }
 }
 
-/// One forward of a published port to one address of the container: a
-/// port on all addresses has one per address family of the container.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Forward {
-    /// The host address; all of the family of `container_ip` when absent.
-    pub host_ip: Option<IpAddr>,
-    pub host_port: u16,
-    pub container_ip: IpAddr,
-    pub container_port: u16,
-    pub protocol: cell_core::port::Protocol,
-}
-
-/// The forwards of `ports` to endpoint `ep`. A port on a specific address
-/// of one family goes to the container's address of that family.
-pub(crate) fn forwards(ports: &[PortSpec], ep: &Endpoint) -> Vec<Forward> {
-    let mut forwards = Vec::new();
-    for port in ports {
-        let targets: Vec<IpAddr> = match port.host_ip {
-            None => ep
-                .ip_address
-                .map(IpAddr::V4)
-                .into_iter()
-                .chain(ep.ip_address6.map(IpAddr::V6))
-                .collect(),
-            Some(IpAddr::V4(_)) => ep.ip_address.map(IpAddr::V4).into_iter().collect(),
-            Some(IpAddr::V6(_)) => ep.ip_address6.map(IpAddr::V6).into_iter().collect(),
-        };
-        forwards.extend(targets.into_iter().map(|container_ip| Forward {
-            host_ip: port.host_ip,
-            host_port: port.host_port,
-            container_ip,
-            container_port: port.container_port,
-            protocol: port.protocol,
-        }));
-    }
-    forwards
-}
-
-/// Whether ports may be forwarded to a container on `network`.
+/// The network's addresses give ports a target (bridge and loopback
+/// networks that are not internal; see `cell_net::ports::can_target`).
 fn allows_publishing(network: &Network) -> bool {
-    network.net_type != NetworkType::Custom && !network.internal
+    cell_net::ports::can_target(network)
 }
 
-/// The network a container's ports are forwarded to, among `networks` in
-/// the order it joined them; refused with the reason when there is none,
-/// or when a port's host address is of a family the network lacks.
-pub(crate) fn check_publishable<'n>(
-    name: &str,
-    networks: &'n [Network],
-    ports: &[PortSpec],
-) -> Result<&'n Network> {
-    let Some(network) = networks.iter().find(|n| allows_publishing(n)) else {
+/// Refuses, with the reason, ports of a container on `networks` (in the
+/// order it joined them) when none of them can be a target, or when a
+/// port's host address is of a family none of them gives the container.
+pub(crate) fn check_publishable(name: &str, networks: &[Network], ports: &[PortSpec]) -> Result<()> {
+    let targets: Vec<&Network> = networks.iter().filter(|n| allows_publishing(n)).collect();
+    if targets.is_empty() {
         let message = match networks.iter().find(|n| n.internal) {
             _ if networks.is_empty() => format!(
                 "cannot publish ports of container '{name}': it is on no network (publish needs -n NETWORK)"
@@ -142,24 +103,24 @@ pub(crate) fn check_publishable<'n>(
             ),
         };
         return Err(CoreError::invalid(message).into());
-    };
+    }
+    let has_v4 = targets.iter().any(|n| n.subnet.is_some());
+    let has_v6 = targets.iter().any(|n| n.subnet6.is_some());
     for port in ports {
         let (family, has) = match port.host_ip {
-            Some(IpAddr::V4(_)) => ("IPv4", network.subnet.is_some()),
-            Some(IpAddr::V6(_)) => ("IPv6", network.subnet6.is_some()),
-            None if network.subnet.is_none() && network.subnet6.is_none() => ("IP", false),
-            None => continue,
+            Some(IpAddr::V4(_)) => ("IPv4", has_v4),
+            Some(IpAddr::V6(_)) => ("IPv6", has_v6),
+            None => ("IP", has_v4 || has_v6),
         };
         if !has {
             return Err(CoreError::invalid(format!(
-                "cannot publish {} of container '{name}': network '{}' gives it no {family} address",
+                "cannot publish {} of container '{name}': none of its networks gives it an {family} address",
                 port.host_side(),
-                network.name
             ))
             .into());
         }
     }
-    Ok(network)
+    Ok(())
 }
 
 /// Parses `-p` specs into mappings, refusing one that two specs name.
@@ -333,6 +294,16 @@ impl Engine {
         }
     }
 
+    /// Gives up every reservation, as the end of celld's process does
+    /// (for tests that start a second engine on the same state).
+    #[cfg(test)]
+    pub(crate) fn release_all_reservations(&self) {
+        self.reservations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
     /// Binds every published port again at celld's start. A port a host
     /// process took while celld was down cannot be: that is logged, and
     /// the container keeps its row (its forward still wins for traffic
@@ -355,25 +326,25 @@ impl Engine {
         Ok(())
     }
 
-    /// The endpoint a container's ports are forwarded to, with its network.
-    pub(crate) fn publish_endpoint(&self, container_id: &str) -> Result<Option<(Network, Endpoint)>> {
-        Ok(self
-            .endpoints_with_networks(container_id)?
-            .into_iter()
-            .find(|(network, _)| allows_publishing(network)))
+    /// The forwards of `ports` of a container, to the endpoints it has now
+    /// (see `cell_net::ports::container_forwards`).
+    pub(crate) fn forwards(&self, container_id: &str, ports: &[PortSpec]) -> Result<Vec<PortForward>> {
+        if ports.is_empty() {
+            return Ok(Vec::new());
+        }
+        let endpoints = self.endpoints_with_networks(container_id)?;
+        Ok(container_forwards(endpoints.iter().map(|(n, e)| (n, e)), ports))
     }
 
-    /// `cell port CONTAINER`: one line per forward, in the order published.
+    /// `cell port CONTAINER`: one line per forward, in the order published;
+    /// a port with no network to target has one line without a container
+    /// address.
     pub fn container_ports(&self, reference: &str) -> Result<Vec<PortLine>> {
         let container = self.find_container(reference)?;
-        let endpoint = self.publish_endpoint(&container.id)?;
         let mut lines = Vec::new();
         for port in &container.public_ports {
-            let targets = match &endpoint {
-                Some((_, ep)) => forwards(std::slice::from_ref(port), ep),
-                None => Vec::new(),
-            };
-            if targets.is_empty() {
+            let forwards = self.forwards(&container.id, std::slice::from_ref(port))?;
+            if forwards.is_empty() {
                 lines.push(PortLine {
                     host_addr: port.host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
                     host_port: port.host_port,
@@ -382,11 +353,11 @@ impl Engine {
                     protocol: port.protocol,
                 });
             }
-            for f in targets {
-                let all = if f.container_ip.is_ipv4() {
-                    IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-                } else {
+            for f in forwards {
+                let all = if f.is_ipv6() {
                     IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+                } else {
+                    IpAddr::V4(Ipv4Addr::UNSPECIFIED)
                 };
                 lines.push(PortLine {
                     host_addr: f.host_ip.unwrap_or(all),
@@ -495,17 +466,18 @@ impl Engine {
 }
 
 impl Engine {
-    /// Forwards `ports` of a running container (net glue: filled in once
-    /// the net crate's port maps are merged).
-    fn add_forwards(&self, container: &Container, ports: &[PortSpec]) -> Result<()> {
-        let _ = (container, ports);
-        Ok(())
+    /// Forwards `ports` of a running container, in one transaction.
+    pub(crate) fn add_forwards(&self, container: &Container, ports: &[PortSpec]) -> Result<()> {
+        let forwards = self.forwards(&container.id, ports)?;
+        cell_net::ports::publish(self.net.host().firewall, &forwards)
+            .context(|| format!("failed to forward the ports of {}", container.name))
     }
 
-    /// Stops forwarding `ports` of a running container.
+    /// Stops forwarding `ports` of a running container, in one transaction.
     fn remove_forwards(&self, container: &Container, ports: &[PortSpec]) -> Result<()> {
-        let _ = (container, ports);
-        Ok(())
+        let forwards = self.forwards(&container.id, ports)?;
+        cell_net::ports::unpublish(self.net.host().firewall, &forwards)
+            .context(|| format!("failed to stop forwarding the ports of {}", container.name))
     }
 }
 
@@ -567,37 +539,6 @@ pub(crate) fn port_store_error(e: cell_store::StoreError, name: &str) -> EngineE
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ep(v4: Option<&str>, v6: Option<&str>) -> Endpoint {
-        Endpoint {
-            id: "89ef2673d9e5".into(),
-            network_id: "6b933304be4a".into(),
-            container_id: "f455de07ac84".into(),
-            epair: None,
-            ip_address: v4.map(|a| a.parse().unwrap()),
-            ip_address6: v6.map(|a| a.parse().unwrap()),
-            mac: None,
-        }
-    }
-
-    #[test]
-    fn a_wildcard_is_forwarded_on_each_family_the_container_has() {
-        let ports: Vec<PortSpec> = ["8080:80", "127.0.0.1:81", "[::1]:82"]
-            .iter()
-            .map(|s| s.parse().unwrap())
-            .collect();
-        let dual = forwards(&ports, &ep(Some("10.0.0.2"), Some("fd00::2")));
-        let targets: Vec<String> = dual
-            .iter()
-            .map(|f| format!("{}:{}", f.container_ip, f.host_port))
-            .collect();
-        assert_eq!(
-            targets,
-            ["10.0.0.2:8080", "fd00::2:8080", "10.0.0.2:81", "fd00::2:82"]
-        );
-        let v4 = forwards(&ports, &ep(Some("10.0.0.2"), None));
-        assert_eq!(v4.len(), 2);
-    }
 
     #[test]
     fn lines_read_as_pot_prints_them() {
