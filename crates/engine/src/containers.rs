@@ -102,6 +102,16 @@ impl Engine {
         }
         if !ports.is_empty() {
             crate::ports::check_publishable(&name, &networks, &ports)?;
+            // A trial claim of the fixed ports, given up at once, so that a
+            // taken or foreign host port is refused before the image is
+            // built; the real claim is made with the row, under the
+            // store's writer.
+            let fixed: Vec<_> = ports
+                .iter()
+                .filter(|p| p.host_port != cell_core::port::AUTO_PORT)
+                .cloned()
+                .collect();
+            drop(self.claim_ports(&*self.read()?, &fixed)?);
         }
         let image = self.image_for_run(&req.image)?;
         let mut container = Container {
