@@ -498,7 +498,6 @@ fn concurrent_automatic_ports_are_all_distinct() {
 }
 
 #[test]
-#[ignore = "the net crate's [::1] path does not answer yet (helper-ports-net d86e639)"]
 fn a_published_port_answers_on_the_hosts_ipv6_loopback() {
     require_root!();
     let sb = sandbox();
