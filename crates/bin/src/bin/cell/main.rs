@@ -787,6 +787,39 @@ mod tests {
     }
 
     #[test]
+    fn port_shows_or_changes_the_ports_of_one_container() {
+        let Command::Port(show) = parse("cell port web").unwrap().command else {
+            panic!("not port");
+        };
+        assert_eq!(
+            (show.container.as_deref(), show.change.is_none()),
+            (Some("web"), true)
+        );
+        let Command::Port(PortArgs {
+            change: Some(PortCommand::Add { container, ports }),
+            ..
+        }) = parse("cell port add web 8080:80 :53/udp").unwrap().command
+        else {
+            panic!("not port add");
+        };
+        assert_eq!(
+            (container.as_str(), ports),
+            ("web", vec!["8080:80".to_string(), ":53/udp".into()])
+        );
+        let Command::Port(PortArgs {
+            change: Some(PortCommand::Rm { ports, .. }),
+            ..
+        }) = parse("cell port rm web 8080").unwrap().command
+        else {
+            panic!("not port rm");
+        };
+        assert_eq!(ports, ["8080"]);
+        assert!(parse("cell port").is_err());
+        assert!(parse("cell port add web").is_err());
+        assert!(parse("cell port rm").is_err());
+    }
+
+    #[test]
     fn network_subcommands_parse() {
         let Command::Network(NetworkCommand::Connect {
             ip,

@@ -367,6 +367,23 @@ mod tests {
     }
 
     #[test]
+    fn ports_read_as_pot_and_as_the_spec_that_made_them() {
+        let lines = serde_json::json!([
+            {"host_addr": "0.0.0.0", "host_port": 30080, "container_addr": "10.192.0.11",
+             "container_port": 80, "protocol": "tcp"},
+            {"host_addr": "::", "host_port": 30080, "container_addr": null,
+             "container_port": 80, "protocol": "tcp"},
+        ]);
+        assert_eq!(
+            port_lines(&lines),
+            "0.0.0.0 port 30080 -> 10.192.0.11 port 80/tcp\n:: port 30080 -> - port 80/tcp\n"
+        );
+        let mapping =
+            serde_json::json!({"host_ip": "::1", "host_port": 53, "container_port": 5353, "protocol": "udp"});
+        assert_eq!(port_mapping(&mapping), "[::1]:53:5353/udp");
+    }
+
+    #[test]
     fn network_table_leaves_absent_subnets_empty() {
         let networks = vec![
             serde_json::json!({
