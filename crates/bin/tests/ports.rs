@@ -4,7 +4,7 @@
 //! container sees it, UDP, ranges, automatic ports, a port bound to one
 //! host address, `cell port add|rm` on a running container, stop and
 //! start, a celld restart and a simulated reboot, `rm` leaving nothing,
-//! the host-side reservation, and concurrent automatic ports.
+//! the host-side reservation, concurrent automatic ports, and `--icc false`.
 //!
 //! The sandbox gets an "upstream" namespace as in `traffic.rs`: the outside
 //! world behind `em0` (198.51.100.1 and 2001:db8:100::1; the host is .2 and
@@ -505,4 +505,31 @@ fn a_published_port_answers_on_the_hosts_ipv6_loopback() {
     // Positive control: the same port on 127.0.0.1.
     who_ok(&sb, Client::Host, "127.0.0.1", 18080);
     who_ok(&sb, Client::Host, "::1", 18080);
+}
+
+#[test]
+fn a_published_port_answers_across_icc_false() {
+    require_root!();
+    let sb = sandbox();
+    sb.ok(&[
+        "network",
+        "create",
+        "-t",
+        "bridge",
+        "--subnet",
+        "10.30.0.0/24",
+        "--icc",
+        "false",
+        "quiet",
+    ]);
+    web(&sb, "web", "quiet", &["-p", "18083:80"]);
+    sb.ok(&[
+        "run", "-d", "--name", "client", "-n", "quiet", "busybox", "sleep", "1000",
+    ]);
+    let ip = address(&sb, "web", "ip_address");
+    // icc false holds between the two (the positive control of the cut)...
+    assert_unreachable(&sb, Client::Container("client"), &ip, WEB);
+    // ...and the published port answers all the same, hairpin included.
+    who_ok(&sb, Client::Container("client"), HOST4, 18083);
+    assert_eq!(who_ok(&sb, Client::Upstream, HOST4, 18083), UPSTREAM4);
 }
