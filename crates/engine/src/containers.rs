@@ -179,6 +179,10 @@ impl Engine {
             std::fs::create_dir_all(d).context(|| format!("failed to create {}", d.display()))?;
         }
         let netns = self.setup_container_net(&container)?;
+        // Before the init runs, so its first lookup is answered.
+        if let Err(e) = self.publish_names(&container) {
+            tracing::warn!(container = %container.name, "failed to publish its names: {e}");
+        }
         let exec = Exec {
             id: new_id(),
             container_id: container.id.clone(),
@@ -203,6 +207,7 @@ impl Engine {
         let record = match recorded {
             Ok(record) => record,
             Err(e) => {
+                self.withdraw_names(&container.id);
                 let undo = self
                     .teardown_container_net(&container.id)
                     .err()
@@ -303,6 +308,8 @@ impl Engine {
                 tracing::warn!("failed to remove {}: {e}", path.display());
             }
         }
+        // Withdrawn when it stopped; this is for a resolver that missed it.
+        self.withdraw_names(&container.id);
         self.container_locks
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -251,6 +251,8 @@ impl Engine {
             // a run that has started since.
             if changed {
                 tracing::info!(container = %exec.container_id, code, "container exited");
+                // First: the resolver's sockets keep the namespace alive.
+                self.withdraw_names(&exec.container_id);
                 self.teardown_container_net(&exec.container_id)?;
             }
         } else {

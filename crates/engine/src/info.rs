@@ -202,6 +202,7 @@ mod tests {
                 net: Arc::new(cell_net::FakeNetKernel::new()),
                 runtime: Arc::new(FakeRuntime::new()),
                 clock: Arc::new(FixedClock::at(chrono::DateTime::UNIX_EPOCH)),
+                resolver: Arc::new(crate::NoResolver),
             },
         )
         .unwrap();

@@ -22,8 +22,12 @@ pub mod logs;
 mod lookup;
 pub mod networks;
 pub mod reconcile;
+mod resolver;
 
-pub use backends::{Backends, Clock, FakeRuntime, FixedClock, Runtime, ShimRuntime, SystemClock};
+pub use backends::{
+    Backends, Clock, ContainerNames, FakeRuntime, FixedClock, NamedEndpoint, NoResolver, RecordingResolver,
+    Resolver, ResolverCall, Runtime, ShimRuntime, SystemClock,
+};
 pub use error::{EngineError, Result};
 
 use cell_net::NetKernel;
@@ -61,6 +65,7 @@ pub struct Engine {
     net: Arc<dyn NetKernel>,
     runtime: Arc<dyn Runtime>,
     clock: Arc<dyn Clock>,
+    resolver: Arc<dyn Resolver>,
     writer: Mutex<Store>,
     readers: Mutex<Vec<Store>>,
     db: PathBuf,
@@ -117,6 +122,7 @@ impl Engine {
             net: backends.net,
             runtime: backends.runtime,
             clock: backends.clock,
+            resolver: backends.resolver,
             writer: Mutex::new(store),
             readers: Mutex::default(),
             db,

@@ -418,6 +418,7 @@ mod tests {
                     net: Arc::new(cell_net::FakeNetKernel::new()),
                     runtime: runtime.clone(),
                     clock: Arc::new(SystemClock),
+                    resolver: Arc::new(crate::NoResolver),
                 },
             )
             .unwrap();

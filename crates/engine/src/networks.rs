@@ -334,6 +334,9 @@ impl Engine {
                     });
             return Err(crate::EngineError::with_undo(e, undo.into_iter().collect()));
         }
+        if container.running {
+            self.refresh_names(&container.id);
+        }
         tracing::debug!(container = %container.name, network = %network.name,
             total_us = started.elapsed().as_micros(), "connected");
         Ok(endpoint)
@@ -367,7 +370,9 @@ impl Engine {
         let context = || format!("failed to remove endpoint {}", ep.id);
         self.store().mark_endpoint_detaching(&ep.id).context(context)?;
         self.detach_endpoint(network, ep)?;
-        self.store().delete_endpoint(&ep.id).context(context)
+        self.store().delete_endpoint(&ep.id).context(context)?;
+        self.refresh_names(&ep.container_id);
+        Ok(())
     }
 
     /// The networks a new container asks for, checked against its driver

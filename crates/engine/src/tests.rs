@@ -6,7 +6,7 @@
 
 use crate::containers::CreateContainer;
 use crate::networks::{ConnectRequest, CreateNetwork, DisconnectRequest};
-use crate::{Backends, Engine, EngineConfig, FakeRuntime, FixedClock};
+use crate::{Backends, Engine, EngineConfig, FakeRuntime, FixedClock, RecordingResolver};
 use cell_core::model::{Container, Exec};
 use cell_net::{FakeNetKernel, FakeSeam, Links, NetKernel};
 use cell_store::{ExecRecord, Store};
@@ -19,6 +19,7 @@ struct World {
     dir: tempfile::TempDir,
     net: Arc<FakeNetKernel>,
     runtime: Arc<FakeRuntime>,
+    resolver: Arc<RecordingResolver>,
     engine: Arc<Engine>,
 }
 
@@ -39,19 +40,21 @@ impl World {
         std::fs::write(rootfs.join("bin/sh"), "#!/bin/true\n").unwrap();
         let net = Arc::new(FakeNetKernel::new());
         let runtime = Arc::new(FakeRuntime::new());
-        let engine = open(dir.path(), &net, &runtime);
+        let resolver = Arc::new(RecordingResolver::default());
+        let engine = open(dir.path(), &net, &runtime, &resolver);
         engine.import_image("img", &rootfs).unwrap();
         Self {
             dir,
             net,
             runtime,
+            resolver,
             engine,
         }
     }
 
     /// The engine of a celld started again on the same state and kernel.
     fn restart(&mut self) {
-        self.engine = open(self.dir.path(), &self.net, &self.runtime);
+        self.engine = open(self.dir.path(), &self.net, &self.runtime, &self.resolver);
     }
 
     fn store(&self) -> Store {
@@ -105,7 +108,12 @@ impl World {
     }
 }
 
-fn open(dir: &Path, net: &Arc<FakeNetKernel>, runtime: &Arc<FakeRuntime>) -> Arc<Engine> {
+fn open(
+    dir: &Path,
+    net: &Arc<FakeNetKernel>,
+    runtime: &Arc<FakeRuntime>,
+    resolver: &Arc<RecordingResolver>,
+) -> Arc<Engine> {
     Engine::open(
         EngineConfig {
             root: dir.join("root"),
@@ -116,6 +124,7 @@ fn open(dir: &Path, net: &Arc<FakeNetKernel>, runtime: &Arc<FakeRuntime>) -> Arc
             net: net.clone(),
             runtime: runtime.clone(),
             clock: Arc::new(FixedClock::at(chrono::DateTime::UNIX_EPOCH)),
+            resolver: resolver.clone(),
         },
     )
     .unwrap()
@@ -626,4 +635,89 @@ fn stdio_reaches_the_spec_of_a_start_and_of_an_exec_and_a_bare_window_is_refused
         3,
         "a refused request started something"
     );
+}
+
+/// What the resolver holds now: per container name, its networks and
+/// whether its own queries are served.
+fn published_names(world: &World) -> Vec<(String, Vec<String>, bool)> {
+    world
+        .resolver
+        .published()
+        .into_values()
+        .map(|n| {
+            let networks = n.endpoints.iter().map(|e| e.network.clone()).collect();
+            (n.name, networks, n.netns.is_some())
+        })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+#[test]
+fn names_follow_containers_through_start_connect_disconnect_stop_restart_and_rm() {
+    let mut world = World::new();
+    world.network("front", "bridge", "10.1.0.0/24");
+    world.network("back", "loopback", "10.2.0.0/24");
+    let web = world.running("web", "ipnet", &["front"]);
+    world.running("db", "ipnet", &["back"]);
+    world.running("local", "host", &[]);
+    world.container("idle", "ipnet", &["front"]);
+    let names = |n: &str, nets: &[&str]| (n.to_string(), nets.iter().map(|s| s.to_string()).collect(), true);
+    // Running containers on networks only; the host-driver one has no
+    // address to give, the created one does not run.
+    assert_eq!(published_names(&world), vec![names("db", &["back"]), names("web", &["front"])]);
+    let published = world.resolver.published();
+    let web_names = &published[&web.id];
+    assert_eq!(web_names.netns, Some(world.dir.path().join("root/netns").join(&web.id)));
+    assert_eq!(web_names.endpoints[0].ipv4, Some("10.1.0.2".parse().unwrap()));
+
+    let connect = |c: &str| ConnectRequest {
+        container: c.into(),
+        ..ConnectRequest::default()
+    };
+    world.engine.connect("back", &connect("web")).unwrap();
+    assert!(published_names(&world).contains(&names("web", &["front", "back"])));
+    world
+        .engine
+        .disconnect(
+            "front",
+            &DisconnectRequest {
+                container: "web".into(),
+            },
+        )
+        .unwrap();
+    assert!(published_names(&world).contains(&names("web", &["back"])));
+    // A stopped container's connect publishes nothing; its start does.
+    world.engine.connect("back", &connect("idle")).unwrap();
+    assert!(!published_names(&world).iter().any(|(n, _, _)| n == "idle"));
+
+    world.engine.stop_container("db", Duration::from_secs(1)).unwrap();
+    assert_eq!(published_names(&world), vec![names("web", &["back"])]);
+    // Leaving its last network withdraws it.
+    world.engine.remove_network("back").unwrap();
+    assert!(published_names(&world).is_empty(), "{:?}", published_names(&world));
+
+    // celld's next start publishes every running container again.
+    world.engine.connect("front", &connect("web")).unwrap();
+    let before = published_names(&world);
+    crate::Resolver::withdraw(&*world.resolver, &web.id);
+    world.restart();
+    assert_eq!(published_names(&world), before);
+
+    world.engine.remove_container("web", true).unwrap();
+    assert!(published_names(&world).is_empty());
+}
+
+#[test]
+fn a_failed_start_withdraws_the_names_it_published() {
+    let world = World::new();
+    world.network("front", "bridge", "10.1.0.0/24");
+    let c = world.container("web", "vnet", &["front"]);
+    world.runtime.fail_next_spawn("no such file");
+    world.engine.start_container(&c.id).unwrap_err();
+    assert!(world.resolver.published().is_empty());
+    assert!(matches!(
+        world.resolver.calls().as_slice(),
+        [crate::ResolverCall::Publish(_), crate::ResolverCall::Withdraw(id)] if *id == c.id
+    ));
 }
