@@ -453,7 +453,10 @@ impl RecordingResolver {
 
 impl Resolver for RecordingResolver {
     fn publish(&self, names: &ContainerNames) {
-        self.calls.lock().unwrap().push(ResolverCall::Publish(names.clone()));
+        self.calls
+            .lock()
+            .unwrap()
+            .push(ResolverCall::Publish(names.clone()));
     }
 
     fn withdraw(&self, container_id: &str) {

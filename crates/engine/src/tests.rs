@@ -665,10 +665,16 @@ fn names_follow_containers_through_start_connect_disconnect_stop_restart_and_rm(
     let names = |n: &str, nets: &[&str]| (n.to_string(), nets.iter().map(|s| s.to_string()).collect(), true);
     // Running containers on networks only; the host-driver one has no
     // address to give, the created one does not run.
-    assert_eq!(published_names(&world), vec![names("db", &["back"]), names("web", &["front"])]);
+    assert_eq!(
+        published_names(&world),
+        vec![names("db", &["back"]), names("web", &["front"])]
+    );
     let published = world.resolver.published();
     let web_names = &published[&web.id];
-    assert_eq!(web_names.netns, Some(world.dir.path().join("root/netns").join(&web.id)));
+    assert_eq!(
+        web_names.netns,
+        Some(world.dir.path().join("root/netns").join(&web.id))
+    );
     assert_eq!(web_names.endpoints[0].ipv4, Some("10.1.0.2".parse().unwrap()));
 
     let connect = |c: &str| ConnectRequest {
@@ -695,7 +701,11 @@ fn names_follow_containers_through_start_connect_disconnect_stop_restart_and_rm(
     assert_eq!(published_names(&world), vec![names("web", &["back"])]);
     // Leaving its last network withdraws it.
     world.engine.remove_network("back").unwrap();
-    assert!(published_names(&world).is_empty(), "{:?}", published_names(&world));
+    assert!(
+        published_names(&world).is_empty(),
+        "{:?}",
+        published_names(&world)
+    );
 
     // celld's next start publishes every running container again.
     world.engine.connect("front", &connect("web")).unwrap();

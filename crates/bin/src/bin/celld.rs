@@ -144,8 +144,12 @@ fn run(args: Args) -> Result<()> {
     }
 
     let shim_exe = std::env::current_exe().context("cannot find celld's own executable")?;
-    let backends =
+    let mut backends =
         cell_engine::Backends::linux(shim_exe).context("cannot open the host's network namespace")?;
+    // Before the engine opens: its reconciliation publishes the names of
+    // the containers that run, and their sockets are opened again.
+    backends.resolver =
+        std::sync::Arc::new(cell_dns::DnsServer::start().context("cannot start the resolver")?);
     let engine = cell_engine::Engine::open(
         cell_engine::EngineConfig {
             root,
