@@ -111,6 +111,7 @@ fn open(dir: &Path, net: &Arc<FakeNetKernel>, runtime: &Arc<FakeRuntime>) -> Arc
             root: dir.join("root"),
             busybox: "/nonexistent/busybox".into(),
             log_limits: Default::default(),
+            stack: Default::default(),
         },
         Backends {
             net: net.clone(),
