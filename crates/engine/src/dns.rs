@@ -154,8 +154,8 @@ pub(crate) fn nameserver_address(
 /// subnet of the only family the container has.
 pub(crate) fn check_stack(stack: Stack, network: &Network) -> cell_core::error::Result<()> {
     let missing = match stack {
-        Stack::Ipv6 if network.subnet6.is_none() => "an IPv6 subnet (--subnet6)",
-        Stack::Ipv4 if network.subnet.is_none() => "an IPv4 subnet (--subnet)",
+        Stack::Ipv6 if network.subnet6.is_none() => "IPv6 subnet (--subnet6)",
+        Stack::Ipv4 if network.subnet.is_none() => "IPv4 subnet (--subnet)",
         _ => return Ok(()),
     };
     Err(CoreError::invalid(format!(
