@@ -127,8 +127,8 @@ fn host_resolv_conf() -> String {
 
 fn no_shared_network(server: &str, stack: Stack) -> crate::EngineError {
     CoreError::invalid(format!(
-        "container {} shares no network with this container on which it has an address of the \
-         container's stack ({stack}); --dns container:NAME needs one",
+        "container {} shares no network with this container, or has no address of stack {stack} \
+         there; --dns container:NAME needs one",
         quoted(server)
     ))
     .into()
