@@ -412,6 +412,7 @@ mod tests {
                     ports,
                     env,
                     params,
+                    ..Default::default()
                 },
             )
     }

@@ -4,7 +4,8 @@
 //! asker, forwards everything else to the host's resolvers (a server in an
 //! "upstream" namespace, and a stub on the host's loopback), over UDP and
 //! TCP, and its names follow containers through stop, start, connect,
-//! disconnect, a restart of celld and `rm`.
+//! disconnect, a restart of celld and `rm`. Only containers of DNS mode
+//! `cell` (the default on networks) are served.
 //!
 //! Every sandbox's `/etc/resolv.conf` (bind-mounted in its own mount
 //! namespace) names a small DNS server of the test's on the sandbox's
@@ -371,6 +372,9 @@ fn tcp_queries_are_answered_too() {
     run(&sb, "--name a1 -n loop");
     run(&sb, "--name a2 -n loop");
     let (v4, _) = ip_of(&sb, "a2", "loop");
+    // Through the container's resolv.conf (mode cell, the default).
+    let out = sb.ok(&["exec", "a1", "nslookup", "a2"]);
+    assert!(out.contains(&format!("Address: {v4}")), "{out}");
     let response = query_tcp(&sb, "a1", "a2.", RecordType::A);
     assert_eq!(response.metadata.response_code, ResponseCode::NoError);
     assert_eq!(answer_data(&response), [v4]);
@@ -425,6 +429,18 @@ fn names_follow_stop_start_connect_disconnect_a_restart_of_celld_and_rm() {
     sb.start_celld();
     assert_eq!(resolve(&sb, "web", "a", "db"), [db_front.as_str()]);
     assert_eq!(resolve(&sb, "db", "a", "web.front"), [web_front]);
+
+    // Another DNS mode: named for others, but its own queries are not
+    // answered (nothing listens at 127.0.0.11 in its namespace).
+    run(&sb, "--name own --dns inherit -n front");
+    let (own_front, _) = ip_of(&sb, "own", "front");
+    assert_eq!(resolve(&sb, "web", "a", "own"), [own_front.as_str()]);
+    let out = nslookup(&sb, "own", "a", "web");
+    assert!(
+        !out.status.success() && answers(&out).is_empty(),
+        "{}",
+        describe(&out)
+    );
 
     sb.ok(&["rm", "-f", "db"]);
     assert_nxdomain(&sb, "web", "a", "db");

@@ -197,6 +197,7 @@ mod tests {
                 root: dir.path().join("root"),
                 busybox: "/nonexistent/busybox".into(),
                 log_limits: Default::default(),
+                stack: Default::default(),
             },
             Backends {
                 net: Arc::new(cell_net::FakeNetKernel::new()),

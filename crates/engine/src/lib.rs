@@ -14,6 +14,7 @@
 
 pub mod backends;
 pub mod containers;
+mod dns;
 mod error;
 pub mod execs;
 pub mod images;
@@ -47,6 +48,9 @@ pub struct EngineConfig {
     pub busybox: PathBuf,
     /// How much output each process's supervisor keeps on disk.
     pub log_limits: cell_runtime::spec::LogLimits,
+    /// The network stack of a container created without `-S` (celld.toml's
+    /// `stack`).
+    pub stack: cell_core::model::Stack,
 }
 
 /// The use cases of cell over one state directory.

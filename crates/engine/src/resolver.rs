@@ -24,7 +24,10 @@ impl Engine {
             self.resolver.withdraw(&container.id);
             return Ok(());
         }
-        let serves_own_queries = container_driver(container.network_driver).has_own_netns();
+        // Its name is published whatever its mode (others on its networks
+        // may ask for it); its own queries are answered only in mode cell.
+        let serves_own_queries =
+            container.dns.is_cell() && container_driver(container.network_driver).has_own_netns();
         let names = ContainerNames {
             id: container.id.clone(),
             name: container.name.clone(),

@@ -4,8 +4,7 @@ use crate::{Result, Store, format_time, from_json, parse_time, to_json};
 use cell_core::model::{Container, Exec};
 use rusqlite::{OptionalExtension, Row, params};
 
-const COLUMNS: &str =
-    "id, name, image_id, cmd, user, env, driver, public_ports, params, created, running, pid, exit_code";
+const COLUMNS: &str = "id, name, image_id, cmd, user, env, driver, public_ports, params, created, running, pid, exit_code, stack, dns";
 
 /// The raw columns of a container row, parsed outside the rusqlite closure so
 /// that a corrupt JSON column is a [`crate::StoreError::Corrupt`], not a panic.
@@ -23,6 +22,8 @@ struct ContainerRow {
     running: bool,
     pid: Option<i32>,
     exit_code: Option<i32>,
+    stack: String,
+    dns: String,
 }
 
 fn container_row(row: &Row<'_>) -> rusqlite::Result<ContainerRow> {
@@ -40,6 +41,8 @@ fn container_row(row: &Row<'_>) -> rusqlite::Result<ContainerRow> {
         running: row.get(10)?,
         pid: row.get(11)?,
         exit_code: row.get(12)?,
+        stack: row.get(13)?,
+        dns: row.get(14)?,
     })
 }
 
@@ -50,6 +53,11 @@ impl ContainerRow {
                 .driver
                 .parse()
                 .map_err(|e: cell_core::CoreError| crate::StoreError::Corrupt(e.message))?,
+            stack: self
+                .stack
+                .parse()
+                .map_err(|e: cell_core::CoreError| crate::StoreError::Corrupt(e.message))?,
+            dns: from_json("dns", &self.dns)?,
             cmd: from_json("cmd", &self.cmd)?,
             env: from_json("env", &self.env)?,
             public_ports: from_json("public_ports", &self.public_ports)?,
@@ -108,7 +116,7 @@ impl Store {
     /// Records a new container.
     pub fn insert_container(&self, c: &Container) -> Result<()> {
         self.conn.execute(
-            &format!("INSERT INTO containers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
+            &format!("INSERT INTO containers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
             params![
                 c.id,
                 c.name,
@@ -122,7 +130,9 @@ impl Store {
                 format_time(&c.created),
                 c.running,
                 c.pid,
-                c.exit_code
+                c.exit_code,
+                c.stack.as_str(),
+                to_json(&c.dns)
             ],
         )?;
         Ok(())

@@ -77,6 +77,9 @@ struct Config {
     log_max_bytes: Option<u64>,
     /// How many log files a process keeps, `output.log` included.
     log_files: Option<u32>,
+    /// The network stack of containers created without `-S`: `ipv4`,
+    /// `ipv6` or `dual` (the default).
+    stack: Option<String>,
 }
 
 fn main() {
@@ -128,6 +131,12 @@ fn run(args: Args) -> Result<()> {
         files: config.log_files.unwrap_or(defaults.files),
     };
     log_limits.validate().map_err(anyhow::Error::msg)?;
+    let stack: cell_core::model::Stack = match &config.stack {
+        Some(text) => text
+            .parse()
+            .map_err(|e: cell_core::CoreError| anyhow::anyhow!("invalid config key stack: {e}"))?,
+        None => Default::default(),
+    };
     // Before anything is created, so a refused daemon leaves no trace.
     let root =
         std::path::absolute(&root).with_context(|| format!("cannot resolve root {}", root.display()))?;
@@ -155,6 +164,7 @@ fn run(args: Args) -> Result<()> {
             root,
             busybox,
             log_limits,
+            stack,
         },
         backends,
     )?;
