@@ -6,7 +6,9 @@ set -euo pipefail
 
 # gcc and libc6-dev: the traffic tests build a small static packet forger.
 # systemd: its systemd-analyze verifies the unit scripts/install.sh installs.
-packages=(busybox-static nftables libnftables-dev iproute2 util-linux procps gcc libc6-dev systemd)
+# dnsperf, dnsmasq-base and aardvark-dns: the resolver benchmark (scripts/bench-dns.sh).
+packages=(busybox-static nftables libnftables-dev iproute2 util-linux procps gcc libc6-dev systemd
+    dnsperf dnsmasq-base aardvark-dns)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
