@@ -222,6 +222,18 @@ fn celld_config_sets_the_default_stack() {
     // -S wins over the config.
     run_d(&sb, "e", &["-l", "vnet", "-n", "net", "-S", "dual"]);
     assert_ne!(endpoint(&sb, "e")["ip_address6"], "");
+    // The stack is the container's own: a celld with another default
+    // keeps it, and starts it with it again.
+    sb.kill_celld(libc::SIGTERM);
+    sb.start_celld();
+    assert_eq!(sb.inspect("d")["container"]["stack"], "ipv4");
+    sb.ok(&["restart", "-t", "0", "d"]);
+    assert_eq!(
+        exec_ok(&sb, "d", "cat /proc/sys/net/ipv6/conf/all/disable_ipv6"),
+        "1\n"
+    );
+    run_d(&sb, "f", &["-l", "vnet", "-n", "net"]);
+    assert_eq!(sb.inspect("f")["container"]["stack"], "dual");
 }
 
 #[test]
