@@ -8,8 +8,9 @@ set -euo pipefail
 # systemd: its systemd-analyze verifies the unit scripts/install.sh installs.
 # iperf3, socat, netavark and iptables: scripts/bench-ports.sh (throughput, a
 # userland relay for contrast, netavark 1.4 with its iptables driver).
+# dnsperf, dnsmasq-base and aardvark-dns: the resolver benchmark (scripts/bench-dns.sh).
 packages=(busybox-static nftables libnftables-dev iproute2 util-linux procps gcc libc6-dev systemd
-    iperf3 socat netavark iptables)
+    iperf3 socat netavark iptables dnsperf dnsmasq-base aardvark-dns)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -435,6 +435,7 @@ mod tests {
                     ports,
                     env,
                     params,
+                    ..Default::default()
                 },
             )
     }

@@ -947,3 +947,167 @@ row!(nat_interface_missing, |sb| {
         "n",
     ]);
 });
+
+// Network stacks and DNS modes (issue 9).
+
+/// A dual-stack bridge network `dual` on 10.8.0.0/24 and fd08::/64.
+fn with_dual_network(sb: &Sandbox) {
+    sb.ok(&[
+        "network",
+        "create",
+        "-t",
+        "bridge",
+        "--subnet",
+        "10.8.0.0/24",
+        "--subnet6",
+        "fd08::/64",
+        "dual",
+    ]);
+}
+
+row!(stack_unknown, |sb| {
+    cli_refuses(sb, &["create", "-S", "ipv5", "busybox"], "'ipv5'");
+    api_refuses(
+        sb,
+        "POST",
+        "/containers",
+        br#"{"image":"busybox","stack":"ipv5"}"#,
+        400,
+        "unknown network stack 'ipv5' (expected ipv4, ipv6 or dual)",
+    );
+    sb.ok(&["create", "-S", "ipv4", "busybox"]);
+    api_ok(
+        sb,
+        "POST",
+        "/containers",
+        br#"{"image":"busybox","stack":"ipv6"}"#,
+        201,
+    );
+});
+
+row!(dns_mode_unknown, |sb| {
+    cli_refuses(sb, &["create", "--dns", "pot:ns", "busybox"], "'pot:ns'");
+    cli_refuses(sb, &["create", "--dns", "custom:", "busybox"], "'custom:'");
+    api_refuses(
+        sb,
+        "POST",
+        "/containers",
+        br#"{"image":"busybox","dns":{"mode":"pot"}}"#,
+        400,
+        "pot",
+    );
+    sb.ok(&["create", "--dns", "off", "busybox"]);
+    api_ok(
+        sb,
+        "POST",
+        "/containers",
+        br#"{"image":"busybox","dns":{"mode":"inherit"}}"#,
+        201,
+    );
+});
+
+row!(dns_custom_file_missing_or_unreadable, |sb| {
+    let missing = sb.dir.path().join("no-such-resolv.conf");
+    let mode = format!("custom:{}", missing.display());
+    let error = cli_refuses(
+        sb,
+        &["create", "--dns", &mode, "busybox"],
+        &format!("'{}'", missing.display()),
+    );
+    assert!(error.contains("No such file"), "{error}");
+    // A directory cannot be read as a file either.
+    let dir_mode = format!("custom:{}", sb.dir.path().display());
+    cli_refuses(
+        sb,
+        &["create", "--dns", &dir_mode, "busybox"],
+        "cannot read the dns file",
+    );
+    std::fs::write(&missing, "nameserver 192.0.2.53\n").unwrap();
+    sb.ok(&["create", "--dns", &mode, "busybox"]);
+});
+
+row!(dns_container_unknown, |sb| {
+    with_dual_network(sb);
+    cli_refuses(
+        sb,
+        &["create", "-n", "dual", "--dns", "container:nosuch", "busybox"],
+        "no such container 'nosuch'",
+    );
+    sb.ok(&["create", "--name", "ns", "-n", "dual", "busybox"]);
+    sb.ok(&["create", "-n", "dual", "--dns", "container:ns", "busybox"]);
+});
+
+row!(dns_container_without_a_shared_network, |sb| {
+    with_dual_network(sb);
+    with_network(sb);
+    sb.ok(&["create", "--name", "ns", "-n", "dual", "busybox"]);
+    sb.ok(&["create", "--name", "hostns", "busybox"]);
+    cli_refuses(
+        sb,
+        &["create", "-n", "net", "--dns", "container:ns", "busybox"],
+        "container 'ns' shares no network with this container",
+    );
+    // A DNS container on the host's stack shares no network with anyone.
+    cli_refuses(
+        sb,
+        &["create", "-n", "dual", "--dns", "container:hostns", "busybox"],
+        "'hostns'",
+    );
+    // Shared, but the client's only family is one ns has no address of.
+    sb.ok(&["create", "--name", "ns4", "-n", "dual", "-S", "ipv4", "busybox"]);
+    cli_refuses(
+        sb,
+        &[
+            "create",
+            "-n",
+            "dual",
+            "-S",
+            "ipv6",
+            "--dns",
+            "container:ns4",
+            "busybox",
+        ],
+        "'ns4'",
+    );
+    sb.ok(&["create", "-n", "dual", "--dns", "container:ns", "busybox"]);
+});
+
+row!(dns_cell_on_the_hosts_stack, |sb| {
+    cli_refuses(sb, &["create", "--dns", "cell", "busybox"], "--dns cell");
+    sb.ok(&["create", "-l", "disabled", "--dns", "cell", "busybox"]);
+});
+
+row!(stack_without_a_subnet_of_its_family, |sb| {
+    with_network(sb);
+    with_dual_network(sb);
+    cli_refuses(
+        sb,
+        &["run", "-S", "ipv6", "-n", "net", "busybox", "true"],
+        "network 'net' has no IPv6 subnet (--subnet6)",
+    );
+    cli_refuses(
+        sb,
+        &[
+            "create", "-S", "ipv6", "-n", "dual", "--ip", "10.8.0.5", "busybox",
+        ],
+        "--ip '10.8.0.5'",
+    );
+    // At connect: the endpoint is refused and the container keeps its own.
+    sb.ok(&["create", "--name", "six", "-S", "ipv6", "-n", "dual", "busybox"]);
+    let before = sb.inspect("six")["container_endpoints"].clone();
+    cli_refuses(
+        sb,
+        &["network", "connect", "net", "six"],
+        "network 'net' has no IPv6 subnet (--subnet6), so a container with stack ipv6",
+    );
+    assert_eq!(sb.inspect("six")["container_endpoints"], before);
+    sb.ok(&["create", "--name", "four", "-S", "ipv4", "-n", "dual", "busybox"]);
+    sb.ok(&["network", "connect", "net", "four"]);
+    assert_eq!(
+        sb.inspect("four")["container_endpoints"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+});

@@ -33,5 +33,6 @@ pub mod model;
 pub mod netspec;
 pub mod params;
 pub mod port;
+pub mod resolv;
 
 pub use error::{CoreError, ErrorKind};

@@ -75,6 +75,126 @@ impl FromStr for NetworkDriver {
     }
 }
 
+/// Which address families a container's network stack has (pot's `-S`).
+///
+/// On networks a container gets only the chosen family's addresses; with
+/// the host driver, whose stack is the host's, the runtime refuses the
+/// other family's sockets instead.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stack {
+    /// IPv4 only: no IPv6 address, IPv6 switched off inside.
+    Ipv4,
+    /// IPv6 only: no IPv4 address but loopback's.
+    Ipv6,
+    /// Both families, as the networks offer them.
+    #[default]
+    Dual,
+}
+
+impl Stack {
+    /// The stack's name as users type it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ipv4 => "ipv4",
+            Self::Ipv6 => "ipv6",
+            Self::Dual => "dual",
+        }
+    }
+
+    /// Whether the container may have IPv4 addresses and sockets.
+    pub fn has_ipv4(self) -> bool {
+        self != Self::Ipv6
+    }
+
+    /// Whether the container may have IPv6 addresses and sockets.
+    pub fn has_ipv6(self) -> bool {
+        self != Self::Ipv4
+    }
+}
+
+impl fmt::Display for Stack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Stack {
+    type Err = CoreError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "ipv4" => Ok(Self::Ipv4),
+            "ipv6" => Ok(Self::Ipv6),
+            "dual" => Ok(Self::Dual),
+            _ => Err(CoreError::invalid(format!(
+                "unknown network stack {} (expected ipv4, ipv6 or dual)",
+                crate::error::quoted(s)
+            ))),
+        }
+    }
+}
+
+/// Where a container's `/etc/resolv.conf` comes from (pot's `-d`), written
+/// into its root at each start (except [`Dns::Off`]).
+///
+/// The JSON form is tagged by `mode`: `{"mode": "cell"}`,
+/// `{"mode": "custom", "resolv_conf": "nameserver 192.0.2.53\n"}`,
+/// `{"mode": "container", "container": "NAME or ID"}`. In a create request
+/// `container` names the DNS container as the user did; the stored
+/// container holds its id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Dns {
+    /// The host's `resolv.conf`, copied at each start.
+    #[default]
+    Inherit,
+    /// The image's file, left alone.
+    Off,
+    /// This content (the client read it from a file at create).
+    Custom {
+        /// The whole file.
+        resolv_conf: String,
+    },
+    /// `nameserver` with the address of this container (a DNS container)
+    /// on a network both share; it is started first when it is not running.
+    Container {
+        /// The DNS container: its id once stored.
+        container: String,
+    },
+    /// celld's resolver at `127.0.0.11` inside the container's namespace:
+    /// names of containers on shared networks, the rest forwarded.
+    Cell,
+}
+
+impl Dns {
+    /// The mode's name as users type it (`custom`, not `custom:FILE`).
+    pub fn mode(&self) -> &'static str {
+        match self {
+            Self::Inherit => "inherit",
+            Self::Off => "off",
+            Self::Custom { .. } => "custom",
+            Self::Container { .. } => "container",
+            Self::Cell => "cell",
+        }
+    }
+
+    /// Whether celld's resolver serves this container (mode `cell`).
+    pub fn is_cell(&self) -> bool {
+        *self == Self::Cell
+    }
+
+    /// The mode a container gets when it asks for none: celld's resolver
+    /// for a container with a network stack that may join networks, the
+    /// host's file for one on the host's stack (or on `lo` alone).
+    pub fn default_for(driver: NetworkDriver) -> Self {
+        match driver {
+            NetworkDriver::Ipnet | NetworkDriver::Vnet => Self::Cell,
+            NetworkDriver::Host | NetworkDriver::Disabled => Self::Inherit,
+        }
+    }
+}
+
 /// A container as stored and as `container inspect` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Container {
@@ -92,6 +212,12 @@ pub struct Container {
     pub env: Vec<String>,
     /// How it is networked.
     pub network_driver: NetworkDriver,
+    /// Its address families (`-S`).
+    #[serde(default)]
+    pub stack: Stack,
+    /// Where its `/etc/resolv.conf` comes from (`--dns`).
+    #[serde(default)]
+    pub dns: Dns,
     /// Published ports.
     pub public_ports: Vec<PortSpec>,
     /// Jail-style parameters (`-J`), e.g. `allow.raw_sockets`.

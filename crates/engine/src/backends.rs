@@ -1,16 +1,18 @@
 //! What the engine acts through, passed in by its caller: the network
 //! kernel ([`cell_net::NetKernel`]), the process runtime ([`Runtime`]), the
-//! clock ([`Clock`]) and the host's ports ([`crate::host_ports::HostPorts`]).
-//! `celld` wires the real ones ([`Backends::linux`]); tests wire
-//! [`cell_net::FakeNetKernel`], [`FakeRuntime`], [`FixedClock`] and
-//! [`crate::FakeHostPorts`], so every use case and its failure paths run without
-//! root.
+//! clock ([`Clock`]), the host's ports ([`crate::host_ports::HostPorts`])
+//! and the resolver of container names ([`Resolver`]). `celld` wires the
+//! real ones ([`Backends::linux`], and its resolver from `cell-dns`); tests
+//! wire [`cell_net::FakeNetKernel`], [`FakeRuntime`], [`FixedClock`],
+//! [`crate::FakeHostPorts`] and [`RecordingResolver`], so every use case and
+//! its failure paths run without root.
 
 use cell_runtime::RuntimeError;
 use cell_runtime::process;
 use cell_runtime::shim::Started;
 use cell_runtime::spec::ProcessSpec;
 use chrono::{DateTime, Utc};
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -27,6 +29,8 @@ pub struct Backends {
     /// The host's ports: where automatic ones come from, and the sockets
     /// that hold published ones.
     pub ports: Arc<dyn crate::host_ports::HostPorts>,
+    /// Who answers containers' DNS queries for each other's names.
+    pub resolver: Arc<dyn Resolver>,
 }
 
 impl Backends {
@@ -39,6 +43,7 @@ impl Backends {
             runtime: Arc::new(ShimRuntime { shim_exe }),
             clock: Arc::new(SystemClock),
             ports: Arc::new(crate::host_ports::SocketHostPorts),
+            resolver: Arc::new(NoResolver),
         })
     }
 }
@@ -351,5 +356,118 @@ impl Runtime for FakeRuntime {
             .rev()
             .find(|p| p.dir == dir)
             .and_then(|p| p.exit)
+    }
+}
+
+/// The names of one running container, as the resolver serves them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerNames {
+    /// The container's id.
+    pub id: String,
+    /// Its name, which containers sharing a network with it may resolve.
+    pub name: String,
+    /// The network namespace in which its own queries are answered (at
+    /// `127.0.0.11:53`), or `None` when it does not use cell's resolver.
+    pub netns: Option<PathBuf>,
+    /// Its endpoints, each with its network's name.
+    pub endpoints: Vec<NamedEndpoint>,
+}
+
+/// One endpoint of a [`ContainerNames`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedEndpoint {
+    /// The network's id.
+    pub network_id: String,
+    /// The network's name (`NAME.NETWORK` resolves on it).
+    pub network: String,
+    /// The container's IPv4 address there.
+    pub ipv4: Option<Ipv4Addr>,
+    /// The container's IPv6 address there.
+    pub ipv6: Option<Ipv6Addr>,
+}
+
+/// The resolver of container names, told by the engine which containers
+/// run with which endpoints. Calls come under the container's lock, in
+/// the order of its changes, from blocking threads.
+///
+/// Neither method fails: a resolver that cannot serve a container logs it,
+/// and the container runs without names rather than not at all. Both must
+/// return quickly (opening or closing a few sockets at most), and must not
+/// call back into the engine.
+pub trait Resolver: Send + Sync {
+    /// The container runs with these endpoints (replacing what was
+    /// published of it before): its names resolve for containers sharing a
+    /// network with it, and when `names.netns` is given its own queries are
+    /// answered there. Called on start, connect, disconnect and at celld's
+    /// start for every running container.
+    fn publish(&self, names: &ContainerNames);
+    /// The container stopped or is gone: its names no longer resolve and
+    /// its queries are no longer answered (the sockets in its namespace are
+    /// closed before this returns). Succeeds if it was never published.
+    fn withdraw(&self, container_id: &str);
+}
+
+/// A [`Resolver`] that serves nothing, for uses of the engine without a
+/// daemon (and the default of [`Backends::linux`]).
+pub struct NoResolver;
+
+impl Resolver for NoResolver {
+    fn publish(&self, _names: &ContainerNames) {}
+    fn withdraw(&self, _container_id: &str) {}
+}
+
+/// One call a [`RecordingResolver`] saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResolverCall {
+    /// [`Resolver::publish`].
+    Publish(ContainerNames),
+    /// [`Resolver::withdraw`] of a container id.
+    Withdraw(String),
+}
+
+/// A [`Resolver`] that records its calls and keeps what is published, for
+/// tests.
+#[derive(Default)]
+pub struct RecordingResolver {
+    calls: Mutex<Vec<ResolverCall>>,
+}
+
+impl RecordingResolver {
+    /// Every call so far, oldest first.
+    pub fn calls(&self) -> Vec<ResolverCall> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    /// What is published now, by container id: the last publish of each
+    /// container not withdrawn since.
+    pub fn published(&self) -> std::collections::BTreeMap<String, ContainerNames> {
+        let mut now = std::collections::BTreeMap::new();
+        for call in self.calls() {
+            match call {
+                ResolverCall::Publish(names) => {
+                    now.insert(names.id.clone(), names);
+                }
+                ResolverCall::Withdraw(id) => {
+                    now.remove(&id);
+                }
+            }
+        }
+        now
+    }
+}
+
+impl Resolver for RecordingResolver {
+    fn publish(&self, names: &ContainerNames) {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(ResolverCall::Publish(names.clone()));
+    }
+
+    fn withdraw(&self, container_id: &str) {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(ResolverCall::Withdraw(container_id.to_string()));
     }
 }

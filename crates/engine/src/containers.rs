@@ -6,7 +6,7 @@ use crate::error::{Context, Result};
 use cell_core::CoreError;
 use cell_core::env::validate_env;
 use cell_core::ids::{new_id, random_name, validate_name};
-use cell_core::model::{Container, Exec, NetworkDriver};
+use cell_core::model::{Container, Dns, Exec, NetworkDriver, Stack};
 use cell_core::params::validate_param;
 use cell_runtime::spec::{RootfsSpec, Stdio, Target};
 use cell_store::ExecRecord;
@@ -47,6 +47,15 @@ pub struct CreateContainer {
     /// `-J` parameters.
     #[serde(default)]
     pub params: Vec<String>,
+    /// Network stack: `ipv4`, `ipv6` or `dual`; celld's configured default
+    /// when absent.
+    #[serde(default)]
+    pub stack: Option<String>,
+    /// DNS mode; when absent `cell` for a driver that joins networks,
+    /// `inherit` for the others ([`Dns::default_for`]). A `container` mode
+    /// names the DNS container by name, id or id prefix.
+    #[serde(default)]
+    pub dns: Option<Dns>,
 }
 
 /// `container inspect`, in Kleene's shape.
@@ -77,8 +86,17 @@ impl Engine {
         if !ports.is_empty() {
             cell_net::container_driver::container_driver(driver).check_publish()?;
         }
+        let stack: Stack = match &req.stack {
+            Some(text) => text.parse()?,
+            None => self.config.stack,
+        };
         let networks =
             self.networks_for_new_container(driver, &req.networks, req.ip.as_deref(), req.ip6.as_deref())?;
+        crate::dns::check_stack_addresses(stack, req.ip.as_deref(), req.ip6.as_deref())?;
+        for network in &networks {
+            crate::dns::check_stack(stack, network)?;
+        }
+        let dns = self.dns_for_new_container(driver, stack, &networks, req.dns.clone())?;
         for pair in &req.env {
             validate_env(pair)?;
         }
@@ -126,6 +144,8 @@ impl Engine {
             user: "root".into(),
             env: req.env.clone(),
             network_driver: driver,
+            stack,
+            dns,
             public_ports: ports,
             params: req.params.clone(),
             created: self.now(),
@@ -172,6 +192,9 @@ impl Engine {
     pub fn start_container_with_stdio(self: &Arc<Self>, reference: &str, stdio: Stdio) -> Result<Exec> {
         crate::execs::validate_stdio(&stdio)?;
         let container = self.find_container(reference)?;
+        // Before this container's lock is taken: no lock is held while
+        // another container starts.
+        self.start_dns_server_of(&container)?;
         let lock = self.container_lock(&container.id);
         let _guard = crate::lock(&lock);
         // Re-read under the lock: a concurrent start may have won.
@@ -181,6 +204,9 @@ impl Engine {
                 CoreError::conflict(format!("container '{}' is already running", container.name)).into(),
             );
         }
+        // Before any kernel work, so a DNS container gone meanwhile fails
+        // the start with nothing to undo.
+        let resolv_conf = self.resolv_conf_for(&container)?;
         let image_rootfs = self.image_rootfs(&container.image_id);
         let dir = self.container_dir(&container.id);
         let rootfs = RootfsSpec {
@@ -193,6 +219,10 @@ impl Engine {
             std::fs::create_dir_all(d).context(|| format!("failed to create {}", d.display()))?;
         }
         let netns = self.setup_container_net(&container)?;
+        // Before the init runs, so its first lookup is answered.
+        if let Err(e) = self.publish_names(&container) {
+            tracing::warn!(container = %container.name, "failed to publish its names: {e}");
+        }
         let exec = Exec {
             id: new_id(),
             container_id: container.id.clone(),
@@ -205,7 +235,7 @@ impl Engine {
             rootfs,
             hostname: container.name.clone(),
             netns,
-            files: container_files(&container),
+            files: container_files(&container, resolv_conf),
         };
         let spec = crate::execs::process_spec(&container, &exec, &[], target, stdio);
         let recorded = self.spawn_exec(&exec, &spec).and_then(|record| {
@@ -217,6 +247,7 @@ impl Engine {
         let record = match recorded {
             Ok(record) => record,
             Err(e) => {
+                self.withdraw_names(&container.id);
                 let undo = self
                     .teardown_container_net(&container.id)
                     .err()
@@ -227,6 +258,36 @@ impl Engine {
         };
         self.watch_exec(record);
         Ok(exec)
+    }
+
+    /// Starts the DNS container of `client` (`--dns container:NAME`, pot's
+    /// dns pot) if it is not running, and its own DNS container before it.
+    /// The chain ends: a mode names a container that existed when the
+    /// client was created, so each link points to an older container.
+    fn start_dns_server_of(self: &Arc<Self>, client: &Container) -> Result<()> {
+        let Some(server) = self.dns_container_of(client)? else {
+            return Ok(());
+        };
+        if server.running {
+            return Ok(());
+        }
+        tracing::info!(container = %client.name, dns = %server.name, "starting the dns container first");
+        match self.start_container(&server.id) {
+            Ok(_) => Ok(()),
+            // Another request started it meanwhile: that is all we need.
+            Err(crate::EngineError::User(e))
+                if e.kind == cell_core::ErrorKind::Conflict && self.find_container(&server.id)?.running =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(crate::EngineError::User(CoreError {
+                kind: e.kind(),
+                message: format!(
+                    "failed to start '{}', the dns container of '{}': {e}",
+                    server.name, client.name
+                ),
+            })),
+        }
     }
 
     /// Stops a running container: SIGTERM, then SIGKILL after `timeout`.
@@ -318,6 +379,8 @@ impl Engine {
             }
         }
         self.release_reservations(&container.id, None);
+        // Withdrawn when it stopped; this is for a resolver that missed it.
+        self.withdraw_names(&container.id);
         self.container_locks
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -410,17 +473,17 @@ fn running_conflict(name: &str) -> crate::EngineError {
 }
 
 /// Files written into the container's root at each start: its name in
-/// `/etc/hosts` and `/etc/hostname`, and the host's resolver (pot's
-/// `inherit`).
-fn container_files(container: &Container) -> Vec<(String, String)> {
+/// `/etc/hosts` and `/etc/hostname`, and `resolv_conf` as
+/// `/etc/resolv.conf` unless its DNS mode leaves the image's file alone.
+fn container_files(container: &Container, resolv_conf: Option<String>) -> Vec<(String, String)> {
     let hosts = format!(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{name}\n",
         name = container.name
     );
-    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    vec![
+    let mut files = vec![
         ("/etc/hosts".into(), hosts),
         ("/etc/hostname".into(), format!("{}\n", container.name)),
-        ("/etc/resolv.conf".into(), resolv),
-    ]
+    ];
+    files.extend(resolv_conf.map(|text| ("/etc/resolv.conf".to_string(), text)));
+    files
 }

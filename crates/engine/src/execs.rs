@@ -6,8 +6,9 @@ use crate::error::{Context, Result};
 use cell_core::CoreError;
 use cell_core::env::{process_env, validate_env};
 use cell_core::ids::new_id;
-use cell_core::model::{Container, Exec};
+use cell_core::model::{Container, Exec, Stack};
 use cell_core::params::{ALLOW_RAW_SOCKETS, is_enabled};
+use cell_runtime::seccomp::SocketFamily;
 use cell_runtime::spec::{ProcessSpec, Target};
 /// How a process's standard streams are set up; the API takes it as is.
 pub use cell_runtime::spec::{Stdio, WindowSize};
@@ -251,6 +252,8 @@ impl Engine {
             // a run that has started since.
             if changed {
                 tracing::info!(container = %exec.container_id, code, "container exited");
+                // First: the resolver's sockets keep the namespace alive.
+                self.withdraw_names(&exec.container_id);
                 self.teardown_container_net(&exec.container_id)?;
             }
         } else {
@@ -318,6 +321,22 @@ pub(crate) fn process_spec(
         // celld's limits, set by `spawn_exec`.
         log: Default::default(),
         stdio,
+        refused_socket_family: refused_socket_family(container),
+    }
+}
+
+/// The socket family a container's processes are refused: only on the
+/// host's stack, which has every family the host has, and only for a
+/// single-family stack. A container with a namespace of its own gets its
+/// stack from its addresses and sysctls instead.
+fn refused_socket_family(container: &Container) -> Option<SocketFamily> {
+    if cell_net::container_driver::container_driver(container.network_driver).has_own_netns() {
+        return None;
+    }
+    match container.stack {
+        Stack::Ipv4 => Some(SocketFamily::Inet6),
+        Stack::Ipv6 => Some(SocketFamily::Inet),
+        Stack::Dual => None,
     }
 }
 

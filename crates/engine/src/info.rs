@@ -198,6 +198,7 @@ mod tests {
                 busybox: "/nonexistent/busybox".into(),
                 log_limits: Default::default(),
                 port_range: None,
+                stack: Default::default(),
             },
             Backends {
                 net: Arc::new(cell_net::FakeNetKernel::new()),
@@ -207,6 +208,7 @@ mod tests {
                     start: 40000,
                     end: 40099,
                 })),
+                resolver: Arc::new(crate::NoResolver),
             },
         )
         .unwrap();

@@ -15,6 +15,7 @@
 
 pub mod backends;
 pub mod containers;
+mod dns;
 mod error;
 pub mod execs;
 pub mod host_ports;
@@ -25,8 +26,12 @@ mod lookup;
 pub mod networks;
 pub mod ports;
 pub mod reconcile;
+mod resolver;
 
-pub use backends::{Backends, Clock, FakeRuntime, FixedClock, Runtime, ShimRuntime, SystemClock};
+pub use backends::{
+    Backends, Clock, ContainerNames, FakeRuntime, FixedClock, NamedEndpoint, NoResolver, RecordingResolver,
+    Resolver, ResolverCall, Runtime, ShimRuntime, SystemClock,
+};
 pub use error::{EngineError, Result};
 pub use host_ports::{FakeHostPorts, HostPorts, SocketHostPorts};
 
@@ -50,6 +55,9 @@ pub struct EngineConfig {
     /// Where automatic host ports of published ports come from; the
     /// kernel's ephemeral range when absent (`port_range` in celld.toml).
     pub port_range: Option<cell_core::port::PortRange>,
+    /// The network stack of a container created without `-S` (celld.toml's
+    /// `stack`).
+    pub stack: cell_core::model::Stack,
 }
 
 /// The use cases of cell over one state directory.
@@ -74,6 +82,7 @@ pub struct Engine {
     reservations: Mutex<HashMap<String, Vec<(cell_core::port::PortSpec, host_ports::Reservation)>>>,
     /// Where the search for the next automatic host port starts.
     next_auto_port: Mutex<u16>,
+    resolver: Arc<dyn Resolver>,
     writer: Mutex<Store>,
     readers: Mutex<Vec<Store>>,
     db: PathBuf,
@@ -133,6 +142,7 @@ impl Engine {
             host_ports: backends.ports,
             reservations: Mutex::default(),
             next_auto_port: Mutex::new(0),
+            resolver: backends.resolver,
             writer: Mutex::new(store),
             readers: Mutex::default(),
             db,

@@ -414,6 +414,7 @@ mod tests {
                     busybox: "/nonexistent/busybox".into(),
                     log_limits: limits,
                     port_range: None,
+                    stack: Default::default(),
                 },
                 Backends {
                     net: Arc::new(cell_net::FakeNetKernel::new()),
@@ -423,6 +424,7 @@ mod tests {
                         start: 40000,
                         end: 40099,
                     })),
+                    resolver: Arc::new(crate::NoResolver),
                 },
             )
             .unwrap();

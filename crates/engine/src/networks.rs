@@ -306,6 +306,8 @@ impl Engine {
         let network = self.find_network(network)?;
         let container = self.find_container(&req.container)?;
         check_driver(container.network_driver, &network)?;
+        crate::dns::check_stack(container.stack, &network)?;
+        crate::dns::check_stack_addresses(container.stack, req.ip.as_deref(), req.ip6.as_deref())?;
         let lock = self.container_lock(&container.id);
         let _container = crate::lock(&lock);
         let container = self.find_container(&container.id)?;
@@ -333,6 +335,9 @@ impl Engine {
                         source,
                     });
             return Err(crate::EngineError::with_undo(e, undo.into_iter().collect()));
+        }
+        if container.running {
+            self.refresh_names(&container.id);
         }
         tracing::debug!(container = %container.name, network = %network.name,
             total_us = started.elapsed().as_micros(), "connected");
@@ -374,6 +379,7 @@ impl Engine {
         if container.running && !container.public_ports.is_empty() {
             self.add_forwards(&container, &container.public_ports)?;
         }
+        self.refresh_names(&ep.container_id);
         Ok(())
     }
 
@@ -477,7 +483,9 @@ impl Engine {
             .net
             .open_netns(&path)
             .and_then(|netns| {
-                cell_net::plan::apply(&container_driver.plan_start(), self.host(), Some(netns.kernel()))
+                let mut plan = container_driver.plan_start();
+                plan.extend(cell_net::container_driver::plan_stack(container.stack));
+                cell_net::plan::apply(&plan, self.host(), Some(netns.kernel()))
             })
             .context(|| format!("failed to set up the network namespace of {}", container.name))
             .and_then(|()| self.attach_endpoints(container));
@@ -648,14 +656,14 @@ fn new_endpoint(
     let (used4, used6) = store.addresses_in_network(&network.id).context(context)?;
     let ip_address = address(
         ip,
-        network.subnet.is_some(),
+        network.subnet.is_some() && container.stack.has_ipv4(),
         |text| ipam::parse_requested_v4(network, text),
         |addr| ipam::check_requested_v4(network, addr, &used4),
         || ipam::allocate_v4(network, &used4),
     )?;
     let ip_address6 = address(
         ip6,
-        network.subnet6.is_some(),
+        network.subnet6.is_some() && container.stack.has_ipv6(),
         |text| ipam::parse_requested_v6(network, text),
         |addr| ipam::check_requested_v6(network, addr, &used6),
         || ipam::allocate_v6(network, &used6),

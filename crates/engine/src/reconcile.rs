@@ -22,7 +22,27 @@ impl Engine {
         self.finish_interrupted_removals()?;
         self.restore_networks()?;
         self.restore_reservations()?;
+        self.publish_running_names()?;
         self.remove_leftover_state()
+    }
+
+    /// Gives the resolver the names of every running container (its
+    /// sockets in their namespaces are opened again: they died with the
+    /// previous celld).
+    fn publish_running_names(&self) -> Result<()> {
+        let running: Vec<Container> = self
+            .read()?
+            .containers()
+            .context(|| "failed to list containers".into())?
+            .into_iter()
+            .filter(|c| c.running)
+            .collect();
+        for container in &running {
+            if let Err(e) = self.publish_names(container) {
+                tracing::error!(container = %container.name, "failed to publish its names: {e}");
+            }
+        }
+        Ok(())
     }
 
     /// Execs whose supervisor still runs are watched again; the others get

@@ -6,7 +6,7 @@
 
 use crate::containers::CreateContainer;
 use crate::networks::{ConnectRequest, CreateNetwork, DisconnectRequest};
-use crate::{Backends, Engine, EngineConfig, FakeRuntime, FixedClock};
+use crate::{Backends, Engine, EngineConfig, FakeRuntime, FixedClock, RecordingResolver};
 use cell_core::model::{Container, Exec};
 use cell_net::{FakeNetKernel, FakeSeam, Links, NetKernel};
 use cell_store::{ExecRecord, Store};
@@ -20,6 +20,7 @@ struct World {
     net: Arc<FakeNetKernel>,
     runtime: Arc<FakeRuntime>,
     ports: Arc<crate::FakeHostPorts>,
+    resolver: Arc<RecordingResolver>,
     engine: Arc<Engine>,
 }
 
@@ -44,13 +45,16 @@ impl World {
             start: 40000,
             end: 40099,
         }));
-        let engine = open(dir.path(), &net, &runtime, &ports);
+        
+        let resolver = Arc::new(RecordingResolver::default());
+        let engine = open(dir.path(), &net, &runtime, &ports, &resolver);
         engine.import_image("img", &rootfs).unwrap();
         Self {
             dir,
             net,
             runtime,
             ports,
+            resolver,
             engine,
         }
     }
@@ -59,7 +63,7 @@ impl World {
     fn restart(&mut self) {
         // The old engine's sockets close with its process.
         self.engine.release_all_reservations();
-        self.engine = open(self.dir.path(), &self.net, &self.runtime, &self.ports);
+        self.engine = open(self.dir.path(), &self.net, &self.runtime, &self.ports, &self.resolver);
     }
 
     fn store(&self) -> Store {
@@ -118,6 +122,7 @@ fn open(
     net: &Arc<FakeNetKernel>,
     runtime: &Arc<FakeRuntime>,
     ports: &Arc<crate::FakeHostPorts>,
+    resolver: &Arc<RecordingResolver>,
 ) -> Arc<Engine> {
     Engine::open(
         EngineConfig {
@@ -125,12 +130,14 @@ fn open(
             busybox: "/nonexistent/busybox".into(),
             log_limits: Default::default(),
             port_range: None,
+            stack: Default::default(),
         },
         Backends {
             net: net.clone(),
             runtime: runtime.clone(),
             clock: Arc::new(FixedClock::at(chrono::DateTime::UNIX_EPOCH)),
             ports: ports.clone(),
+            resolver: resolver.clone(),
         },
     )
     .unwrap()
@@ -963,4 +970,250 @@ fn a_start_with_ports_that_fails_at_any_kernel_call_leaves_no_element() {
     }
     start(&world).unwrap();
     assert_eq!(port_elements(&world).len(), 2);
+/// What the resolver holds now: per container name, its networks and
+/// whether its own queries are served.
+fn published_names(world: &World) -> Vec<(String, Vec<String>, bool)> {
+    world
+        .resolver
+        .published()
+        .into_values()
+        .map(|n| {
+            let networks = n.endpoints.iter().map(|e| e.network.clone()).collect();
+            (n.name, networks, n.netns.is_some())
+        })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+#[test]
+fn names_follow_containers_through_start_connect_disconnect_stop_restart_and_rm() {
+    let mut world = World::new();
+    world.network("front", "bridge", "10.1.0.0/24");
+    world.network("back", "loopback", "10.2.0.0/24");
+    let web = world.running("web", "ipnet", &["front"]);
+    world.running("db", "ipnet", &["back"]);
+    world.running("local", "host", &[]);
+    world.container("idle", "ipnet", &["front"]);
+    let names = |n: &str, nets: &[&str]| (n.to_string(), nets.iter().map(|s| s.to_string()).collect(), true);
+    // Running containers on networks only; the host-driver one has no
+    // address to give, the created one does not run.
+    assert_eq!(
+        published_names(&world),
+        vec![names("db", &["back"]), names("web", &["front"])]
+    );
+    // A container of another DNS mode is named, but not served.
+    let own = create(
+        &world,
+        CreateContainer {
+            name: Some("own".into()),
+            driver: Some("ipnet".into()),
+            networks: vec!["front".into()],
+            dns: Some(cell_core::model::Dns::Inherit),
+            ..CreateContainer::default()
+        },
+    )
+    .unwrap();
+    world.engine.start_container(&own.id).unwrap();
+    let published = world.resolver.published();
+    assert_eq!(published[&own.id].netns, None);
+    world.engine.remove_container("own", true).unwrap();
+    let web_names = &published[&web.id];
+    assert_eq!(
+        web_names.netns,
+        Some(world.dir.path().join("root/netns").join(&web.id))
+    );
+    assert_eq!(web_names.endpoints[0].ipv4, Some("10.1.0.2".parse().unwrap()));
+
+    let connect = |c: &str| ConnectRequest {
+        container: c.into(),
+        ..ConnectRequest::default()
+    };
+    world.engine.connect("back", &connect("web")).unwrap();
+    assert!(published_names(&world).contains(&names("web", &["front", "back"])));
+    world
+        .engine
+        .disconnect(
+            "front",
+            &DisconnectRequest {
+                container: "web".into(),
+            },
+        )
+        .unwrap();
+    assert!(published_names(&world).contains(&names("web", &["back"])));
+    // A stopped container's connect publishes nothing; its start does.
+    world.engine.connect("back", &connect("idle")).unwrap();
+    assert!(!published_names(&world).iter().any(|(n, _, _)| n == "idle"));
+
+    world.engine.stop_container("db", Duration::from_secs(1)).unwrap();
+    assert_eq!(published_names(&world), vec![names("web", &["back"])]);
+    // Leaving its last network withdraws it.
+    world.engine.remove_network("back").unwrap();
+    assert!(
+        published_names(&world).is_empty(),
+        "{:?}",
+        published_names(&world)
+    );
+
+    // celld's next start publishes every running container again.
+    world.engine.connect("front", &connect("web")).unwrap();
+    let before = published_names(&world);
+    crate::Resolver::withdraw(&*world.resolver, &web.id);
+    world.restart();
+    assert_eq!(published_names(&world), before);
+
+    world.engine.remove_container("web", true).unwrap();
+    assert!(published_names(&world).is_empty());
+}
+
+#[test]
+fn a_failed_start_withdraws_the_names_it_published() {
+    let world = World::new();
+    world.network("front", "bridge", "10.1.0.0/24");
+    let c = world.container("web", "vnet", &["front"]);
+    world.runtime.fail_next_spawn("no such file");
+    world.engine.start_container(&c.id).unwrap_err();
+    assert!(world.resolver.published().is_empty());
+    assert!(matches!(
+        world.resolver.calls().as_slice(),
+        [crate::ResolverCall::Publish(_), crate::ResolverCall::Withdraw(id)] if *id == c.id
+    ));
+}
+
+fn create(world: &World, req: CreateContainer) -> crate::Result<Container> {
+    world.engine.create_container(&CreateContainer {
+        image: "img".into(),
+        ..req
+    })
+}
+
+#[test]
+fn a_stack_decides_the_addresses_the_sysctls_and_the_socket_filter() {
+    use cell_core::model::Stack;
+    use cell_runtime::seccomp::SocketFamily;
+    let world = World::new();
+    world
+        .engine
+        .create_network(&CreateNetwork {
+            name: "dual".into(),
+            net_type: Some("bridge".into()),
+            subnet: Some("10.70.0.0/24".into()),
+            subnet6: Some("fd70::/64".into()),
+            ..CreateNetwork::default()
+        })
+        .unwrap();
+    let with_stack = |name: &str, driver: &str, networks: &[&str], stack: &str| {
+        let c = create(
+            &world,
+            CreateContainer {
+                name: Some(name.into()),
+                driver: Some(driver.into()),
+                networks: networks.iter().map(|n| n.to_string()).collect(),
+                stack: Some(stack.into()),
+                ..CreateContainer::default()
+            },
+        )
+        .unwrap();
+        world.engine.start_container(&c.id).unwrap();
+        c
+    };
+    let v4 = with_stack("v4", "vnet", &["dual"], "ipv4");
+    let v6 = with_stack("v6", "vnet", &["dual"], "ipv6");
+    assert_eq!(v4.stack, Stack::Ipv4);
+    let endpoint = |c: &Container| world.store().endpoints_of_container(&c.id).unwrap().remove(0);
+    assert!(endpoint(&v4).ip_address.is_some() && endpoint(&v4).ip_address6.is_none());
+    assert!(endpoint(&v6).ip_address.is_none() && endpoint(&v6).ip_address6.is_some());
+    let sysctls = |c: &Container| {
+        let path = world.dir.path().join("root/netns").join(&c.id);
+        world.net.netns(&path).unwrap().sysctl.writes()
+    };
+    let off = |scope: &str| (format!("net/ipv6/conf/{scope}/disable_ipv6"), "1".to_string());
+    assert!(sysctls(&v4).contains(&off("all")) && sysctls(&v4).contains(&off("default")));
+    assert!(!sysctls(&v6).contains(&off("all")));
+
+    // The socket filter is for the host's stack only.
+    with_stack("h4", "host", &[], "ipv4");
+    with_stack("h6", "host", &[], "ipv6");
+    with_stack("hd", "host", &[], "dual");
+    let refused: Vec<Option<SocketFamily>> = world
+        .runtime
+        .processes()
+        .iter()
+        .map(|p| p.spec.refused_socket_family)
+        .collect();
+    assert_eq!(
+        refused,
+        vec![
+            None,
+            None,
+            Some(SocketFamily::Inet6),
+            Some(SocketFamily::Inet),
+            None
+        ]
+    );
+    world.engine.exec("h4", &["true".to_string()], &[]).unwrap();
+    let last = world
+        .runtime
+        .processes()
+        .last()
+        .unwrap()
+        .spec
+        .refused_socket_family;
+    assert_eq!(last, Some(SocketFamily::Inet6), "an exec is filtered as its init");
+}
+
+#[test]
+fn a_dns_container_is_started_before_its_client_and_a_failed_one_stops_the_start() {
+    use cell_core::model::Dns;
+    let world = World::new();
+    world.network("net", "bridge", "10.71.0.0/24");
+    let ns = world.container("ns", "ipnet", &["net"]);
+    let client = create(
+        &world,
+        CreateContainer {
+            name: Some("client".into()),
+            networks: vec!["net".into()],
+            dns: Some(Dns::Container {
+                container: "ns".into(),
+            }),
+            ..CreateContainer::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        client.dns,
+        Dns::Container {
+            container: ns.id.clone()
+        }
+    );
+    world.engine.start_container(&client.id).unwrap();
+    let order: Vec<String> = world
+        .runtime
+        .processes()
+        .iter()
+        .map(|p| p.spec.container_id.clone())
+        .collect();
+    assert_eq!(order, vec![ns.id.clone(), client.id.clone()]);
+    let ns_address = world.store().endpoints_of_container(&ns.id).unwrap()[0]
+        .ip_address
+        .unwrap();
+    let files = match &world.runtime.processes()[1].spec.target {
+        cell_runtime::spec::Target::Init { files, .. } => files.clone(),
+        other => panic!("not an init: {other:?}"),
+    };
+    assert!(files.contains(&("/etc/resolv.conf".into(), format!("nameserver {ns_address}\n"))));
+
+    // A DNS container that fails to start fails its client's start, which
+    // then leaves no namespace behind.
+    world.engine.stop_container("client", Duration::ZERO).unwrap();
+    world.engine.stop_container("ns", Duration::ZERO).unwrap();
+    world.runtime.fail_next_spawn("no such binary");
+    let err = world.engine.start_container("client").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("failed to start 'ns', the dns container of 'client'"),
+        "{err}"
+    );
+    assert!(world.net.namespaces().is_empty(), "{:?}", world.net.namespaces());
+    assert!(!world.engine.find_container("client").unwrap().running);
 }

@@ -15,7 +15,7 @@
 
 use crate::plan::{Op, Plan};
 use cell_core::CoreError;
-use cell_core::model::{Network, NetworkDriver, NetworkType};
+use cell_core::model::{Network, NetworkDriver, NetworkType, Stack};
 
 /// How a container's address is configured on a network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +97,26 @@ fn cannot_publish(kind: NetworkDriver) -> CoreError {
 }
 
 /// A fresh namespace has `lo` down; nearly everything needs it up.
+/// What a container's own namespace needs for its network stack (pot's
+/// `-S`), applied with [`ContainerDriver::plan_start`]'s plan: with stack
+/// `ipv4`, IPv6 off on every interface there is (`all`, loopback's `::1`
+/// included) and every one made later (`default`, the interfaces attaches
+/// move in). Stack `ipv6` needs nothing here: its endpoints get no IPv4
+/// address, and loopback keeps `127.0.0.1` (issue 9: "no IPv4 address but
+/// loopback"), which local programs expect.
+pub fn plan_stack(stack: Stack) -> Plan {
+    let mut plan = Plan::new();
+    if !stack.has_ipv6() {
+        for scope in ["all", "default"] {
+            plan.container(Op::Sysctl {
+                key: format!("net/ipv6/conf/{scope}/disable_ipv6"),
+                value: "1".into(),
+            });
+        }
+    }
+    plan
+}
+
 fn loopback_up() -> Plan {
     let mut plan = Plan::new();
     plan.container(Op::SetUp { name: "lo".into() });
@@ -243,6 +263,25 @@ mod tests {
         NetworkDriver::Ipnet,
         NetworkDriver::Vnet,
     ];
+
+    #[test]
+    fn stack_ipv4_turns_ipv6_off_in_the_whole_namespace() {
+        let ops = |stack| {
+            plan_stack(stack)
+                .ops_at(Place::Container)
+                .into_iter()
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        let off = |scope: &str| Op::Sysctl {
+            key: format!("net/ipv6/conf/{scope}/disable_ipv6"),
+            value: "1".into(),
+        };
+        assert_eq!(ops(Stack::Ipv4), vec![off("all"), off("default")]);
+        assert!(ops(Stack::Ipv6).is_empty());
+        assert!(ops(Stack::Dual).is_empty());
+        assert!(plan_stack(Stack::Ipv4).ops_at(Place::Host).is_empty());
+    }
 
     #[test]
     fn each_kind_gets_its_own_driver() {

@@ -392,9 +392,10 @@ impl NetworkTypeDriver for LoopbackDriver {
         let mut plan = start_attach(net, ep, driver)?;
         create_veth(&mut plan, net, ep);
         let host_if = host_ifname(&ep.id);
-        // Without IPv6 the new link sends no duplicate address probes and
-        // multicast reports; with it, the host end holds fe80::1.
-        if net.subnet6.is_none() {
+        // Without IPv6 (no subnet6, or a container of stack ipv4) the new
+        // link sends no duplicate address probes and multicast reports;
+        // with it, the host end holds fe80::1.
+        if ep.ip_address6.is_none() {
             plan.host(ipv6_off(&host_if));
         }
         if ep.ip_address.is_some() {
@@ -590,7 +591,9 @@ impl NetworkTypeDriver for CustomDriver {
 fn configure_inside(plan: &mut Plan, net: &Network, ep: &Endpoint, addressing: Addressing) {
     let ifname = net.interface.as_str();
     let routed = net.net_type == NetworkType::Loopback;
-    if net.subnet6.is_none() {
+    // An endpoint without IPv6 (no subnet6, or a container of stack ipv4)
+    // gets no link-local address either.
+    if ep.ip_address6.is_none() {
         plan.container(ipv6_off(ifname));
     }
     if net.net_type != NetworkType::Custom {

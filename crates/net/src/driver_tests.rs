@@ -237,8 +237,18 @@ fn links_of_networks_without_ipv6_have_it_off() {
     let f = Fakes::new();
     let mut n = network(NetworkType::Loopback);
     n.subnet6 = None;
-    f.attach(&n, &endpoint(), NetworkDriver::Ipnet).unwrap();
+    f.attach(&n, &v4_endpoint(), NetworkDriver::Ipnet).unwrap();
     let off = |name: &str| (format!("net/ipv6/conf/{name}/disable_ipv6"), "1".to_string());
+    assert!(f.sysctl.writes().contains(&off("cvaabbccddeeff")));
+    assert!(f.ctr_sysctl.writes().contains(&off("cell0")));
+    // A container of stack ipv4 on a dual network: the same.
+    let f = Fakes::new();
+    f.attach(
+        &network(NetworkType::Loopback),
+        &v4_endpoint(),
+        NetworkDriver::Ipnet,
+    )
+    .unwrap();
     assert!(f.sysctl.writes().contains(&off("cvaabbccddeeff")));
     assert!(f.ctr_sysctl.writes().contains(&off("cell0")));
     // With a subnet6 the routed host end keeps IPv6 (it holds fe80::1).
@@ -912,4 +922,32 @@ fn the_start_plan_of_a_disabled_container_sets_up_lo_only() {
     plan::apply(&plan, f.kernel(), Some(f.container())).unwrap();
     assert_eq!(f.ctr.ops(), vec![LinkOp::SetUp { name: "lo".into() }]);
     assert!(f.links.ops().is_empty());
+}
+
+/// A container of stack ipv6 on a dual network: its endpoint has no IPv4
+/// address, so the plan holds no IPv4 address, route or proxy ARP, and
+/// the IPv6 side is as for any endpoint.
+#[test]
+fn an_ipv6_only_endpoint_gets_no_ipv4() {
+    let ep = Endpoint {
+        ip_address: None,
+        ..endpoint()
+    };
+    for (t, kind) in [
+        (NetworkType::Loopback, NetworkDriver::Ipnet),
+        (NetworkType::Bridge, NetworkDriver::Vnet),
+        (NetworkType::Bridge, NetworkDriver::Ipnet),
+    ] {
+        let plan = network_driver(t)
+            .plan_attach(&network(t), &ep, container_driver(kind))
+            .unwrap();
+        let text = format!("{:?}", plan.ops_at(plan::Place::Container));
+        assert!(!text.contains("V4("), "{t} {kind}: {text}");
+        assert!(text.contains("fd00:1::2"), "{t} {kind}: {text}");
+        let host = format!("{:?}", plan.ops_at(plan::Place::Host));
+        assert!(
+            !host.contains("proxy_arp") && !host.contains("10.1.0.2"),
+            "{t} {kind}: {host}"
+        );
+    }
 }

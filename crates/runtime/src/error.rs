@@ -133,6 +133,14 @@ pub enum RuntimeError {
         #[source]
         source: caps::errors::CapsError,
     },
+    /// Building or installing the seccomp filter failed.
+    #[error("failed to {op}: {reason}")]
+    Seccomp {
+        /// What was being done.
+        op: String,
+        /// The cause, as text (seccompiler's errors are not `Clone`).
+        reason: String,
+    },
 }
 
 impl RuntimeError {

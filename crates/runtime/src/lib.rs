@@ -12,6 +12,8 @@
 //! - [`syscall`] is the seam under the supervisor's kernel work: the
 //!   [`Syscalls`] trait, the real [`LinuxSyscalls`] and the recording
 //!   double [`syscall::RecordingSyscalls`].
+//! - [`seccomp`] builds the filter that refuses one address family's
+//!   sockets to a host-driver container of a single-family stack.
 //! - [`process`] lets the engine signal, wait for and find supervisors
 //!   through pidfds, immune to pid reuse.
 //!
@@ -31,6 +33,7 @@
 //!     target: Target::Exec { init_pid: 1234 },
 //!     log: Default::default(),
 //!     stdio: Stdio::default(),
+//!     refused_socket_family: None,
 //! };
 //! spec.validate().unwrap();
 //! ```
@@ -38,6 +41,7 @@
 pub mod error;
 pub mod image;
 pub mod process;
+pub mod seccomp;
 pub mod shim;
 pub mod spec;
 pub mod syscall;

@@ -39,6 +39,11 @@ pub struct ProcessSpec {
     /// Absent in specs written before interactive sessions existed.
     #[serde(default)]
     pub stdio: Stdio,
+    /// Sockets of this family fail with `EAFNOSUPPORT` (a seccomp filter,
+    /// [`crate::seccomp`]): a host-driver container whose stack has one
+    /// family only. Absent in specs written before stacks existed.
+    #[serde(default)]
+    pub refused_socket_family: Option<crate::seccomp::SocketFamily>,
 }
 
 /// How much output a supervisor keeps: `output.log` and its rotated files
@@ -224,6 +229,7 @@ mod tests {
             },
             log: LogLimits::default(),
             stdio: Stdio::default(),
+            refused_socket_family: None,
         }
     }
 

@@ -3,7 +3,7 @@
 //!
 //! - [`Syscalls`] lists them: namespaces (`setns`, `unshare`), mounts,
 //!   `pivot_root`, `chdir`, the hostname, the files and links made while the
-//!   rootfs is set up, and capability changes.
+//!   rootfs is set up, capability changes and the seccomp filter.
 //! - [`LinuxSyscalls`] makes them for real.
 //! - [`RecordingSyscalls`] records each call with its arguments and can be
 //!   told to fail the *n*th call, overall or of one [`CallKind`], so the
@@ -77,6 +77,11 @@ pub trait Syscalls {
     fn clear_ambient_capabilities(&self) -> Result<(), CapsError>;
     /// Sets the capability set `set` of the calling thread to `caps`.
     fn set_capabilities(&self, set: CapSet, caps: &CapsHashSet) -> Result<(), CapsError>;
+    /// Installs a seccomp filter on the calling thread (seccomp(2),
+    /// `SECCOMP_SET_MODE_FILTER`), without setting `no_new_privs`: the
+    /// caller must still hold `CAP_SYS_ADMIN`. The filter is inherited by
+    /// children and kept across exec.
+    fn install_seccomp_filter(&self, program: &[seccompiler::sock_filter]) -> Result<(), Errno>;
 }
 
 /// The real kernel.
@@ -173,6 +178,32 @@ impl Syscalls for LinuxSyscalls {
     fn set_capabilities(&self, set: CapSet, caps: &CapsHashSet) -> Result<(), CapsError> {
         caps::set(None, set, caps)
     }
+
+    fn install_seccomp_filter(&self, program: &[seccompiler::sock_filter]) -> Result<(), Errno> {
+        /// `struct sock_fprog` of linux/filter.h, over seccompiler's
+        /// instruction type (the same layout as the kernel's).
+        #[repr(C)]
+        struct SockFprog {
+            len: libc::c_ushort,
+            filter: *const seccompiler::sock_filter,
+        }
+        let len = libc::c_ushort::try_from(program.len()).map_err(|_| Errno::E2BIG)?;
+        let prog = SockFprog {
+            len,
+            filter: program.as_ptr(),
+        };
+        // SAFETY: the kernel copies `len` instructions from `filter`, which
+        // points at `program`, alive for the call; nothing is kept.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                0,
+                &prog as *const SockFprog,
+            )
+        };
+        Errno::result(rc).map(drop)
+    }
 }
 
 /// Which operation a [`Call`] is, without its arguments.
@@ -192,6 +223,7 @@ pub enum CallKind {
     DropBoundingCapability,
     ClearAmbientCapabilities,
     SetCapabilities,
+    InstallSeccompFilter,
 }
 
 /// One call made through a [`RecordingSyscalls`], with its arguments.
@@ -248,6 +280,10 @@ pub enum Call {
         /// Sorted, so calls compare equal whatever the hash order.
         caps: Vec<Capability>,
     },
+    InstallSeccompFilter {
+        /// The program's length in instructions.
+        instructions: usize,
+    },
 }
 
 impl Call {
@@ -268,6 +304,7 @@ impl Call {
             Call::DropBoundingCapability { .. } => CallKind::DropBoundingCapability,
             Call::ClearAmbientCapabilities => CallKind::ClearAmbientCapabilities,
             Call::SetCapabilities { .. } => CallKind::SetCapabilities,
+            Call::InstallSeccompFilter { .. } => CallKind::InstallSeccompFilter,
         }
     }
 }
@@ -483,6 +520,12 @@ impl Syscalls for RecordingSyscalls {
             CapSet::Permitted => "permitted",
         };
         self.record_caps(Call::SetCapabilities { set, caps })
+    }
+
+    fn install_seccomp_filter(&self, program: &[seccompiler::sock_filter]) -> Result<(), Errno> {
+        self.record(Call::InstallSeccompFilter {
+            instructions: program.len(),
+        })
     }
 }
 

@@ -116,6 +116,7 @@ mod inner {
                 },
                 log: Default::default(),
                 stdio: Default::default(),
+                refused_socket_family: None,
             }
         }
 
@@ -141,6 +142,7 @@ mod inner {
             target: Target::Exec { init_pid },
             log: Default::default(),
             stdio: Default::default(),
+            refused_socket_family: None,
         }
     }
 

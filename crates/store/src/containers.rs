@@ -4,8 +4,7 @@ use crate::{Result, Store, format_time, from_json, parse_time, to_json};
 use cell_core::model::{Container, Exec};
 use rusqlite::{OptionalExtension, Row, params};
 
-const COLUMNS: &str =
-    "id, name, image_id, cmd, user, env, driver, public_ports, params, created, running, pid, exit_code";
+const COLUMNS: &str = "id, name, image_id, cmd, user, env, driver, public_ports, params, created, running, pid, exit_code, stack, dns";
 
 /// The raw columns of a container row, parsed outside the rusqlite closure so
 /// that a corrupt JSON column is a [`crate::StoreError::Corrupt`], not a panic.
@@ -22,6 +21,8 @@ struct ContainerRow {
     running: bool,
     pid: Option<i32>,
     exit_code: Option<i32>,
+    stack: String,
+    dns: String,
 }
 
 fn container_row(row: &Row<'_>) -> rusqlite::Result<ContainerRow> {
@@ -39,6 +40,8 @@ fn container_row(row: &Row<'_>) -> rusqlite::Result<ContainerRow> {
         running: row.get(10)?,
         pid: row.get(11)?,
         exit_code: row.get(12)?,
+        stack: row.get(13)?,
+        dns: row.get(14)?,
     })
 }
 
@@ -49,6 +52,11 @@ impl ContainerRow {
                 .driver
                 .parse()
                 .map_err(|e: cell_core::CoreError| crate::StoreError::Corrupt(e.message))?,
+            stack: self
+                .stack
+                .parse()
+                .map_err(|e: cell_core::CoreError| crate::StoreError::Corrupt(e.message))?,
+            dns: from_json("dns", &self.dns)?,
             cmd: from_json("cmd", &self.cmd)?,
             env: from_json("env", &self.env)?,
             // Filled from the published_ports table by the caller (the
@@ -113,7 +121,7 @@ impl Store {
         // Unchecked: `&self` callers never hold another transaction open.
         let tx = self.conn.unchecked_transaction()?;
         tx.execute(
-            &format!("INSERT INTO containers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
+            &format!("INSERT INTO containers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
             params![
                 c.id,
                 c.name,
@@ -128,7 +136,9 @@ impl Store {
                 format_time(&c.created),
                 c.running,
                 c.pid,
-                c.exit_code
+                c.exit_code,
+                c.stack.as_str(),
+                to_json(&c.dns)
             ],
         )?;
         crate::ports::insert_ports(&tx, &c.id, &c.public_ports)?;

@@ -106,6 +106,10 @@ mod tests {
             user: "root".into(),
             env: vec!["A=1".into()],
             network_driver: NetworkDriver::Disabled,
+            stack: cell_core::model::Stack::Ipv4,
+            dns: cell_core::model::Dns::Custom {
+                resolv_conf: "nameserver 192.0.2.53\n".into(),
+            },
             public_ports: vec![],
             params: vec!["allow.raw_sockets".into()],
             created: chrono::Utc::now(),

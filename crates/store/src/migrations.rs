@@ -121,6 +121,11 @@ const MIGRATIONS: &[&str] = &[
     BEGIN
         SELECT RAISE(ABORT, 'published port clashes with a published wildcard');
     END;",
+    // 5: each container's network stack (`-S`) and DNS mode (`--dns`, as
+    // the model's tagged JSON). Containers made before them had both
+    // families and the host's resolv.conf copied at each start.
+    "ALTER TABLE containers ADD COLUMN stack TEXT NOT NULL DEFAULT 'dual';
+    ALTER TABLE containers ADD COLUMN dns TEXT NOT NULL DEFAULT '{\"mode\":\"inherit\"}';",
 ];
 
 /// Brings the schema up to the latest version, in one transaction.
@@ -144,28 +149,31 @@ pub fn latest_version() -> usize {
 mod tests {
     use super::*;
     use crate::Store;
-    use crate::tests::{container, image};
 
     /// A database left by a cell that knew only migration 1 keeps its rows
-    /// and gains the network tables.
+    /// and gains the network tables, and its containers the stack and DNS
+    /// mode they had: both families, the host's resolv.conf.
     #[test]
     fn version_1_database_is_upgraded() {
-        let old = Store::open_in_memory().unwrap();
-        old.insert_image(&image()).unwrap();
-        old.insert_container(&container("0123456789ab", "web")).unwrap();
-        // Rewind the schema to version 1, as an older cell left it.
-        let mut conn = old.conn;
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
         conn.execute_batch(
-            "DROP TABLE published_ports; DROP TABLE endpoints; DROP TABLE networks; PRAGMA user_version = 1;",
+            "PRAGMA user_version = 1;
+            INSERT INTO images VALUES ('aaaaaaaaaaaa', 'busybox', 'test', '[\"/bin/sh\"]', '2026-11-30T07:00:00Z');
+            INSERT INTO containers (id, name, image_id, cmd, user, env, driver, public_ports, params, created)
+            VALUES ('0123456789ab', 'web', 'aaaaaaaaaaaa', '[\"true\"]', 'root', '[]', 'ipnet', '[]', '[]',
+                    '2026-11-30T07:00:00Z');",
         )
         .unwrap();
 
         migrate(&mut conn).unwrap();
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
         assert_eq!(version as usize, latest_version());
-        assert_eq!(latest_version(), 4);
+        assert_eq!(latest_version(), 5);
         let store = Store { conn };
-        assert!(store.container_by_name("web").unwrap().is_some());
+        let web = store.container_by_name("web").unwrap().unwrap();
+        assert_eq!(web.stack, cell_core::model::Stack::Dual);
+        assert_eq!(web.dns, cell_core::model::Dns::Inherit);
         assert_eq!(store.images().unwrap().len(), 1);
         assert!(store.networks().unwrap().is_empty());
     }

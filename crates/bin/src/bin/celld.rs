@@ -80,6 +80,9 @@ struct Config {
     /// Where automatic host ports of published ports come from
     /// (`FIRST-LAST`); the kernel's ephemeral range when absent.
     port_range: Option<String>,
+    /// The network stack of containers created without `-S`: `ipv4`,
+    /// `ipv6` or `dual` (the default).
+    stack: Option<String>,
 }
 
 fn main() {
@@ -137,6 +140,12 @@ fn run(args: Args) -> Result<()> {
         .map(str::parse::<cell_core::port::PortRange>)
         .transpose()
         .map_err(|e| anyhow::anyhow!("invalid config: port_range: {e}"))?;
+    let stack: cell_core::model::Stack = match &config.stack {
+        Some(text) => text
+            .parse()
+            .map_err(|e: cell_core::CoreError| anyhow::anyhow!("invalid config key stack: {e}"))?,
+        None => Default::default(),
+    };
     // Before anything is created, so a refused daemon leaves no trace.
     let root =
         std::path::absolute(&root).with_context(|| format!("cannot resolve root {}", root.display()))?;
@@ -153,14 +162,19 @@ fn run(args: Args) -> Result<()> {
     }
 
     let shim_exe = std::env::current_exe().context("cannot find celld's own executable")?;
-    let backends =
+    let mut backends =
         cell_engine::Backends::linux(shim_exe).context("cannot open the host's network namespace")?;
+    // Before the engine opens: its reconciliation publishes the names of
+    // the containers that run, and their sockets are opened again.
+    backends.resolver =
+        std::sync::Arc::new(cell_dns::DnsServer::start().context("cannot start the resolver")?);
     let engine = cell_engine::Engine::open(
         cell_engine::EngineConfig {
             root,
             busybox,
             log_limits,
             port_range,
+            stack,
         },
         backends,
     )?;

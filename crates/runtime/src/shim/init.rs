@@ -189,6 +189,18 @@ pub(crate) fn set_up_process(
     }
     sys.chdir(Path::new(&spec.cwd))
         .map_err(|e| RuntimeError::sys(format!("change directory to {}", spec.cwd), e))?;
+    // While CAP_SYS_ADMIN is still held: installing a filter without it
+    // needs no_new_privs, which would also strip setuid programs of the
+    // container of their effect.
+    if let Some(family) = spec.refused_socket_family {
+        let program = crate::seccomp::refuse_socket_family(family)?;
+        sys.install_seccomp_filter(&program).map_err(|e| {
+            RuntimeError::sys(
+                format!("install the seccomp filter refusing {family:?} sockets"),
+                e,
+            )
+        })?;
+    }
     set_capabilities(sys, spec.keep_net_admin, spec.keep_net_raw)
 }
 
@@ -521,6 +533,7 @@ mod tests {
             },
             log: Default::default(),
             stdio: Default::default(),
+            refused_socket_family: None,
         }
     }
 
@@ -752,7 +765,52 @@ mod tests {
             Call::DropBoundingCapability { cap } => format!("failed to drop {cap} from the bounding set"),
             Call::ClearAmbientCapabilities => "failed to clear the ambient capabilities".into(),
             Call::SetCapabilities { set, .. } => format!("failed to set the {set} capabilities"),
+            Call::InstallSeccompFilter { .. } => "failed to install the seccomp filter refusing".into(),
         }
+    }
+
+    /// A host container of a single-family stack: the filter goes in after
+    /// the world is built and before the capabilities are narrowed (while
+    /// CAP_SYS_ADMIN is held); a failure to install it stops the start
+    /// before any capability changes.
+    #[test]
+    fn a_refused_socket_family_installs_one_filter_before_the_capabilities() {
+        use crate::seccomp::SocketFamily;
+        let spec = ProcessSpec {
+            refused_socket_family: Some(SocketFamily::Inet6),
+            ..init_spec(None)
+        };
+        let sys = recording();
+        run(&sys, &spec).unwrap();
+        let calls = sys.calls();
+        let world = expected_world();
+        assert_eq!(calls[..world.len()], world[..]);
+        let filter = &calls[world.len()];
+        assert!(matches!(filter, Call::InstallSeccompFilter { instructions } if *instructions > 0));
+        assert_eq!(calls[world.len() + 1..], expected_capabilities(false, false)[..]);
+        assert!(
+            !run_calls(&init_spec(None))
+                .iter()
+                .any(|c| c.kind() == CallKind::InstallSeccompFilter)
+        );
+
+        let failing = recording().fail_nth_of(CallKind::InstallSeccompFilter, 1, Errno::EACCES);
+        let err = run(&failing, &spec).unwrap_err();
+        let message = chain_message(&err);
+        assert!(
+            message.contains("failed to install the seccomp filter refusing Inet6 sockets"),
+            "{message}"
+        );
+        assert_eq!(
+            failing.calls().last().map(Call::kind),
+            Some(CallKind::InstallSeccompFilter)
+        );
+    }
+
+    fn run_calls(spec: &ProcessSpec) -> Vec<Call> {
+        let sys = recording();
+        run(&sys, spec).unwrap();
+        sys.calls()
     }
 
     #[test]

@@ -119,6 +119,7 @@ mod tests {
             target: Target::Exec { init_pid: 1 },
             log: Default::default(),
             stdio: Default::default(),
+            refused_socket_family: None,
         }
     }
 

@@ -190,6 +190,18 @@ pub struct LogsArgs {
     pub container: String,
 }
 
+/// Checks `-S` here, so a bad value is refused before celld is asked.
+fn parse_stack(text: &str) -> Result<String, String> {
+    text.parse::<cell_core::model::Stack>()
+        .map(|_| text.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// Parses `--dns`; a custom file is read when the request is made.
+fn parse_dns(text: &str) -> Result<cell_core::resolv::DnsOption, String> {
+    text.parse().map_err(|e: cell_core::CoreError| e.to_string())
+}
+
 /// Checks `--tail` here, so a bad value is refused before celld is asked.
 fn parse_tail(text: &str) -> Result<String, String> {
     cell_engine::logs::parse_tail(text)
@@ -368,6 +380,17 @@ pub struct CreateArgs {
     /// A jail-style parameter, KEY[=VALUE], e.g. allow.raw_sockets.
     #[arg(short = 'J', long = "param")]
     pub params: Vec<String>,
+    /// Network stack: ipv4, ipv6 or dual (pot's -S; default: celld's
+    /// config, key `stack`).
+    #[arg(short = 'S', long, value_name = "STACK", value_parser = parse_stack)]
+    pub stack: Option<String>,
+    /// Where /etc/resolv.conf comes from: inherit (the host's, at each
+    /// start), off (the image's), custom:FILE (FILE, read now), container:NAME
+    /// (that container's address on a shared network; it is started first)
+    /// or cell (celld's resolver at 127.0.0.11). Default: cell with -n,
+    /// inherit for host.
+    #[arg(long, value_name = "MODE", value_parser = parse_dns)]
+    pub dns: Option<cell_core::resolv::DnsOption>,
     /// Image (name, id or id prefix); `busybox` is built when missing.
     pub image: String,
     /// Command and arguments (default: the image's).

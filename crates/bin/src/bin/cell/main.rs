@@ -471,10 +471,23 @@ fn create_body(args: &CreateArgs) -> Value {
 }
 
 async fn create(client: &Client, args: &CreateArgs) -> Result<String> {
-    let created = client
-        .call(Method::POST, "/containers", Some(&create_body(args)))
-        .await?;
+    let mut body = create_body(args);
+    body["stack"] = json!(args.stack);
+    if let Some(dns) = &args.dns {
+        body["dns"] = dns_body(dns)?;
+    }
+    let created = client.call(Method::POST, "/containers", Some(&body)).await?;
     Ok(id_of(&created))
+}
+
+/// `--dns` as the API takes it: a custom file is read here, on the
+/// client's machine (celld may not see the same files), and its content
+/// sent.
+fn dns_body(option: &cell_core::resolv::DnsOption) -> Result<Value> {
+    let dns = option
+        .clone()
+        .into_dns(|path| std::fs::read_to_string(path).map_err(|e| e.to_string()))?;
+    Ok(serde_json::to_value(dns)?)
 }
 
 /// The body of `POST /networks` (the engine's `CreateNetwork`).
@@ -870,5 +883,40 @@ mod tests {
         let req: CreateContainer = serde_json::from_value(create_body(&args)).unwrap();
         assert!(req.networks.is_empty());
         assert_eq!((req.ip, req.ip6), (None, None));
+    }
+
+    #[test]
+    fn stack_and_dns_are_checked_before_celld_is_asked() {
+        use cell_core::model::Dns;
+        use cell_core::resolv::DnsOption;
+        let Command::Run(args) = parse("cell run -S ipv6 --dns container:ns -n a busybox")
+            .unwrap()
+            .command
+        else {
+            panic!("not a run");
+        };
+        assert_eq!(args.create.stack.as_deref(), Some("ipv6"));
+        assert_eq!(args.create.dns, Some(DnsOption::Container("ns".into())));
+        let body = dns_body(args.create.dns.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            serde_json::from_value::<Dns>(body).unwrap(),
+            Dns::Container {
+                container: "ns".into()
+            }
+        );
+        for bad in ["cell run -S ipv5 busybox", "cell create --dns pot:x busybox"] {
+            let err = parse(bad).err().expect(bad).to_string();
+            assert!(err.contains("'ipv5'") || err.contains("'pot:x'"), "{err}");
+        }
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), "nameserver 192.0.2.53\n").unwrap();
+        let custom = DnsOption::CustomFile(file.path().display().to_string());
+        assert_eq!(
+            dns_body(&custom).unwrap(),
+            json!({"mode": "custom", "resolv_conf": "nameserver 192.0.2.53\n"})
+        );
+        let missing = DnsOption::CustomFile("/nonexistent/resolv".into());
+        let err = dns_body(&missing).unwrap_err().to_string();
+        assert!(err.contains("'/nonexistent/resolv'"), "{err}");
     }
 }
