@@ -970,6 +970,8 @@ fn a_start_with_ports_that_fails_at_any_kernel_call_leaves_no_element() {
     }
     start(&world).unwrap();
     assert_eq!(port_elements(&world).len(), 2);
+}
+
 /// What the resolver holds now: per container name, its networks and
 /// whether its own queries are served.
 fn published_names(world: &World) -> Vec<(String, Vec<String>, bool)> {

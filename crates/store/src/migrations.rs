@@ -183,20 +183,23 @@ mod tests {
     /// dropped, as it never worked.
     #[test]
     fn version_3_ports_move_to_the_table() {
-        let old = Store::open_in_memory().unwrap();
-        old.insert_image(&image()).unwrap();
-        old.insert_container(&container("0123456789ab", "web")).unwrap();
-        old.insert_container(&container("ba9876543210", "db")).unwrap();
-        let mut conn = old.conn;
+        // A database as a version-3 cell left it, built from its own SQL.
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+        }
         conn.execute_batch(
-            "DROP TABLE published_ports; PRAGMA user_version = 3;
-             UPDATE containers SET created = '2026-01-01T00:00:00Z',
-               public_ports = '[{\"host_ip\":null,\"host_port\":8080,\"container_port\":80,\"protocol\":\"tcp\"}]'
-               WHERE id = '0123456789ab';
-             UPDATE containers SET created = '2026-01-02T00:00:00Z',
-               public_ports = '[{\"host_ip\":\"127.0.0.1\",\"host_port\":8080,\"container_port\":81,\"protocol\":\"tcp\"},
-                                {\"host_ip\":\"127.0.0.1\",\"host_port\":8080,\"container_port\":81,\"protocol\":\"udp\"}]'
-               WHERE id = 'ba9876543210';",
+            "PRAGMA user_version = 3;
+             INSERT INTO images VALUES ('aaaaaaaaaaaa', 'busybox', 'test', '[\"/bin/sh\"]', '2026-11-30T07:00:00Z');
+             INSERT INTO containers (id, name, image_id, cmd, user, env, driver, public_ports, params, created)
+             VALUES ('0123456789ab', 'web', 'aaaaaaaaaaaa', '[\"true\"]', 'root', '[]', 'ipnet',
+               '[{\"host_ip\":null,\"host_port\":8080,\"container_port\":80,\"protocol\":\"tcp\"}]',
+               '[]', '2026-01-01T00:00:00Z');
+             INSERT INTO containers (id, name, image_id, cmd, user, env, driver, public_ports, params, created)
+             VALUES ('ba9876543210', 'db', 'aaaaaaaaaaaa', '[\"true\"]', 'root', '[]', 'ipnet',
+               '[{\"host_ip\":\"127.0.0.1\",\"host_port\":8080,\"container_port\":81,\"protocol\":\"tcp\"},
+                 {\"host_ip\":\"127.0.0.1\",\"host_port\":8080,\"container_port\":81,\"protocol\":\"udp\"}]',
+               '[]', '2026-01-02T00:00:00Z');",
         )
         .unwrap();
         migrate(&mut conn).unwrap();
