@@ -14,6 +14,9 @@
 //! [`netspec::ValidNetwork`] before anything is stored or created, and
 //! [`ipam`] chooses and checks container addresses from the network and the
 //! addresses already in use, so allocation is tested without a store.
+//! [`pool`] carves the blocks of networks created without `--subnet` from
+//! celld's address pools, and [`topology`] is the view `cell network show`
+//! prints (text and Graphviz, from the engine's data).
 //!
 //! ```
 //! use cell_core::port::PortSpec;
@@ -32,6 +35,8 @@ pub mod limits;
 pub mod model;
 pub mod netspec;
 pub mod params;
+pub mod pool;
+pub mod topology;
 pub mod port;
 
 pub use error::{CoreError, ErrorKind};

@@ -1,0 +1,1 @@
+//! The topology view (`cell network show`, potnet's `show`).
