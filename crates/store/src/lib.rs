@@ -13,6 +13,7 @@ mod error;
 mod images;
 pub mod migrations;
 mod networks;
+pub use networks::NetworkOrigin;
 
 pub use error::StoreError;
 

@@ -80,6 +80,20 @@ const MIGRATIONS: &[&str] = &[
     // detached is gone for good.
     "ALTER TABLE networks ADD COLUMN removing INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE endpoints ADD COLUMN detaching INTEGER NOT NULL DEFAULT 0;",
+    // 6 (in the numbering of issues 8 and 9: 4 is published ports, 5 stacks
+    // and DNS modes): address pools and the `public` network. Where a
+    // network's blocks came from (a network with a subnet of its own may
+    // not overlap the pool, which is checked at every start), whether
+    // celld made it itself (`public`: never removed, its bridge made at
+    // its first join), and settings celld draws once and keeps (the
+    // pool6's random global id, RFC 4193).
+    "ALTER TABLE networks ADD COLUMN predefined INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE networks ADD COLUMN subnet_from_pool INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE networks ADD COLUMN subnet6_from_pool INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );",
 ];
 
 /// Brings the schema up to the latest version, in one transaction.
@@ -114,13 +128,13 @@ mod tests {
         old.insert_container(&container("0123456789ab", "web")).unwrap();
         // Rewind the schema to version 1, as an older cell left it.
         let mut conn = old.conn;
-        conn.execute_batch("DROP TABLE endpoints; DROP TABLE networks; PRAGMA user_version = 1;")
+        conn.execute_batch("DROP TABLE endpoints; DROP TABLE networks; DROP TABLE settings; PRAGMA user_version = 1;")
             .unwrap();
 
         migrate(&mut conn).unwrap();
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
         assert_eq!(version as usize, latest_version());
-        assert_eq!(latest_version(), 3);
+        assert_eq!(latest_version(), MIGRATIONS.len());
         let store = Store { conn };
         assert!(store.container_by_name("web").unwrap().is_some());
         assert_eq!(store.images().unwrap().len(), 1);
