@@ -36,7 +36,7 @@ pub mod model;
 pub mod netspec;
 pub mod params;
 pub mod pool;
-pub mod topology;
 pub mod port;
+pub mod topology;
 
 pub use error::{CoreError, ErrorKind};

@@ -1123,12 +1123,18 @@ mod tests {
             subnet6: Some("fd00::/64".into()),
             ..sized(4, "bridge")
         };
-        refused(&v6_only, "which a network with only --subnet6 'fd00::/64' does not take");
+        refused(
+            &v6_only,
+            "which a network with only --subnet6 'fd00::/64' does not take",
+        );
         let custom_bare = CreateNetwork {
             subnet: None,
             ..custom()
         };
-        refused(&custom_bare, "custom network 'testnet' needs --subnet or --subnet6");
+        refused(
+            &custom_bare,
+            "custom network 'testnet' needs --subnet or --subnet6",
+        );
         let custom_auto = CreateNetwork {
             subnet6: Some("auto".into()),
             ..custom()

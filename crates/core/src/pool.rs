@@ -146,7 +146,10 @@ pub fn prefix_for_size(size: u32) -> Result<u8> {
 /// `None` when there is none: the pool is exhausted for that size.
 pub fn carve_v4(pool: Ipv4Net, prefix: u8, taken: &[IpNet]) -> Option<Ipv4Net> {
     let taken = ranges(taken, |p| match p {
-        IpNet::V4(n) => Some((u128::from(u32::from(n.network())), u128::from(u32::from(n.broadcast())))),
+        IpNet::V4(n) => Some((
+            u128::from(u32::from(n.network())),
+            u128::from(u32::from(n.broadcast())),
+        )),
         IpNet::V6(_) => None,
     });
     let start = carve(
@@ -196,7 +199,10 @@ fn carve(pool_start: u128, pool_prefix: u8, bits: u8, prefix: u8, taken: &[(u128
         if last > pool_last {
             return None;
         }
-        match taken.iter().find(|(first, end)| *first <= last && *end >= candidate) {
+        match taken
+            .iter()
+            .find(|(first, end)| *first <= last && *end >= candidate)
+        {
             None => return Some(candidate),
             Some((_, end)) => {
                 // The next aligned block after the taken range.
@@ -236,7 +242,10 @@ mod tests {
         assert_eq!(prefix_for_size(254).unwrap(), 23);
         assert_eq!(prefix_for_size((1 << 24) - 3).unwrap(), 8);
         let err = prefix_for_size(0).unwrap_err();
-        assert_eq!(err.message, "invalid size '0': a network is sized for at least one container");
+        assert_eq!(
+            err.message,
+            "invalid size '0': a network is sized for at least one container"
+        );
         let err = prefix_for_size((1 << 24) - 2).unwrap_err();
         assert!(err.message.starts_with("invalid size '16777214': "), "{err}");
         assert!(prefix_for_size(u32::MAX).is_err());
@@ -257,7 +266,10 @@ mod tests {
         let taken = nets(&["10.192.0.77/16", "0.0.0.0/0", "::/0"]);
         assert_eq!(carve_v4(pool, 24, &taken), Some(v4("10.193.0.0/24")));
         // Other families do not count.
-        assert_eq!(carve_v4(pool, 24, &nets(&["fd00::/8"])), Some(v4("10.192.0.0/24")));
+        assert_eq!(
+            carve_v4(pool, 24, &nets(&["fd00::/8"])),
+            Some(v4("10.192.0.0/24"))
+        );
     }
 
     #[test]
@@ -281,7 +293,10 @@ mod tests {
         let mut taken = nets(&["10.192.3.0/24", "10.192.0.16/28", "192.168.0.0/16"]);
         for prefix in [24, 29, 30, 26, 24, 28, 30, 25] {
             let got = IpNet::V4(carve_v4(pool, prefix, &taken).unwrap());
-            assert!(!taken.iter().any(|t| overlaps(*t, got)), "{got} overlaps {taken:?}");
+            assert!(
+                !taken.iter().any(|t| overlaps(*t, got)),
+                "{got} overlaps {taken:?}"
+            );
             assert_eq!(got.prefix_len(), prefix);
             assert_eq!(got.trunc(), got, "{got} is aligned");
             taken.push(got);

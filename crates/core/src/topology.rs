@@ -145,7 +145,10 @@ pub struct PortView {
 /// order, broadcast (IPv4 bridge and custom networks: a loopback network
 /// hands its broadcast address out), the IPv4 family first. Also the
 /// number of addresses still free in each family.
-pub fn address_map(net: &Network, taken: &[(IpAddr, String)]) -> (Vec<AddressEntry>, Option<u64>, Option<u128>) {
+pub fn address_map(
+    net: &Network,
+    taken: &[(IpAddr, String)],
+) -> (Vec<AddressEntry>, Option<u64>, Option<u128>) {
     let mut entries = Vec::new();
     let entry = |address: IpAddr, role, container: Option<String>| AddressEntry {
         address: address.to_string(),
@@ -470,20 +473,35 @@ mod tests {
     #[test]
     fn text_shows_pools_blocks_and_the_map() {
         let text = render_text(&topology());
-        assert!(text.starts_with("pool   10.192.0.0/10\npool6  fd00:1::/48\n"), "{text}");
+        assert!(
+            text.starts_with("pool   10.192.0.0/10\npool6  fd00:1::/48\n"),
+            "{text}"
+        );
         assert!(
             text.contains("network public (bridge on cellpub, predefined, NAT via em0)\n  10.192.0.0/29  (from the pool)\n  fd00:1::/64\n"),
             "{text}"
         );
-        assert!(text.contains("    10.192.0.0  network\n    10.192.0.1  gateway\n"), "{text}");
-        assert!(text.contains("    10.192.0.2  web\n    10.192.0.3  db\n    10.192.0.7  broadcast\n"), "{text}");
-        assert!(text.contains("  3 free, 18446744073709551613 free IPv6\n"), "{text}");
+        assert!(
+            text.contains("    10.192.0.0  network\n    10.192.0.1  gateway\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("    10.192.0.2  web\n    10.192.0.3  db\n    10.192.0.7  broadcast\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  3 free, 18446744073709551613 free IPv6\n"),
+            "{text}"
+        );
     }
 
     #[test]
     fn dot_names_every_object_once_and_balances() {
         let dot = render_dot(&topology());
-        assert!(dot.starts_with("digraph cell {\n") && dot.ends_with("}\n"), "{dot}");
+        assert!(
+            dot.starts_with("digraph cell {\n") && dot.ends_with("}\n"),
+            "{dot}"
+        );
         assert_eq!(dot.matches('{').count(), dot.matches('}').count());
         assert_eq!(dot.matches('"').count() % 2, 0);
         for needle in [

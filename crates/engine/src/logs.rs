@@ -413,6 +413,7 @@ mod tests {
                     root: dir.path().join("root"),
                     busybox: "/nonexistent/busybox".into(),
                     log_limits: limits,
+                    pools: Default::default(),
                 },
                 Backends {
                     net: Arc::new(cell_net::FakeNetKernel::new()),

@@ -128,8 +128,10 @@ mod tests {
         old.insert_container(&container("0123456789ab", "web")).unwrap();
         // Rewind the schema to version 1, as an older cell left it.
         let mut conn = old.conn;
-        conn.execute_batch("DROP TABLE endpoints; DROP TABLE networks; DROP TABLE settings; PRAGMA user_version = 1;")
-            .unwrap();
+        conn.execute_batch(
+            "DROP TABLE endpoints; DROP TABLE networks; DROP TABLE settings; PRAGMA user_version = 1;",
+        )
+        .unwrap();
 
         migrate(&mut conn).unwrap();
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();

@@ -184,7 +184,12 @@ impl Store {
         tx.execute(
             "UPDATE networks SET predefined = ?2, subnet_from_pool = ?3, subnet6_from_pool = ?4
              WHERE id = ?1",
-            params![net.id, origin.predefined, origin.subnet_from_pool, origin.subnet6_from_pool],
+            params![
+                net.id,
+                origin.predefined,
+                origin.subnet_from_pool,
+                origin.subnet6_from_pool
+            ],
         )?;
         tx.commit()?;
         Ok(())
