@@ -58,7 +58,7 @@ pub struct CreateNetwork {
     /// `--size N`: without `--subnet`, a bridge network takes the smallest
     /// block of the pool that holds N containers beside its network,
     /// gateway and broadcast addresses (pot's private bridges `-S N`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub size: Option<u32>,
     /// `--gw`: `auto`, `none` or an IPv4 address; absent means the type's
     /// default.
