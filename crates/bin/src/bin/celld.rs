@@ -77,6 +77,10 @@ struct Config {
     log_max_bytes: Option<u64>,
     /// How many log files a process keeps, `output.log` included.
     log_files: Option<u32>,
+    /// The IPv4 pool networks without `--subnet` are carved from.
+    pool: Option<String>,
+    /// The IPv6 pool (`--subnet6 auto`).
+    pool6: Option<String>,
 }
 
 fn main() {
@@ -128,6 +132,18 @@ fn run(args: Args) -> Result<()> {
         files: config.log_files.unwrap_or(defaults.files),
     };
     log_limits.validate().map_err(anyhow::Error::msg)?;
+    let pools = cell_engine::pools::PoolConfig {
+        pool: config
+            .pool
+            .as_deref()
+            .map(cell_core::pool::parse_pool)
+            .transpose()?,
+        pool6: config
+            .pool6
+            .as_deref()
+            .map(cell_core::pool::parse_pool6)
+            .transpose()?,
+    };
     // Before anything is created, so a refused daemon leaves no trace.
     let root =
         std::path::absolute(&root).with_context(|| format!("cannot resolve root {}", root.display()))?;
@@ -151,6 +167,7 @@ fn run(args: Args) -> Result<()> {
             root,
             busybox,
             log_limits,
+            pools,
         },
         backends,
     )?;
