@@ -234,10 +234,10 @@ fn info_counts_objects_and_finds_kernel_features() {
     for line in [
         format!("Root:           {}", sb.root.display()),
         format!("Socket:         {}", sb.socket.display()),
-        "Pool:           none configured".to_string(),
+        "Pool:           10.192.0.0/10".to_string(),
         "Containers:     2 (1 running)".to_string(),
         "Images:         1".to_string(),
-        "Networks:       1".to_string(),
+        "Networks:       2".to_string(),
         " nftables:      found (table inet cell)".to_string(),
     ] {
         assert!(text.lines().any(|l| l == line), "{line:?} missing from\n{text}");
