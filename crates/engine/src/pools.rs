@@ -303,9 +303,10 @@ impl Engine {
     /// (one, or all) with their address maps, the host's interfaces and the
     /// containers on those networks with their published ports.
     pub fn topology(&self, reference: Option<&str>) -> Result<Topology> {
+        let all_networks = self.networks()?;
         let networks = match reference {
             Some(reference) => vec![self.find_network(reference)?],
-            None => self.networks()?,
+            None => all_networks.clone(),
         };
         let store = self.read()?;
         let context = || "failed to read the topology".to_string();
@@ -316,12 +317,22 @@ impl Engine {
             .into_iter()
             .map(|c| (c.id.clone(), c))
             .collect();
+        // One read of every endpoint, not one per network: the view of a
+        // thousand networks stays one query.
+        let mut by_network: HashMap<String, Vec<cell_core::model::Endpoint>> = HashMap::new();
+        let endpoints = match reference {
+            Some(_) => store.endpoints_of_network(&networks[0].id),
+            None => store.endpoints(),
+        }
+        .context(context)?;
+        for ep in endpoints {
+            by_network.entry(ep.network_id.clone()).or_default().push(ep);
+        }
         let mut views = Vec::new();
         let mut on_networks: Vec<(String, EndpointView)> = Vec::new();
         for net in &networks {
-            let endpoints = store.endpoints_of_network(&net.id).context(context)?;
             let mut taken: Vec<(IpAddr, String)> = Vec::new();
-            for ep in &endpoints {
+            for ep in by_network.get(&net.id).into_iter().flatten() {
                 let name = containers
                     .get(&ep.container_id)
                     .map_or_else(|| ep.container_id.clone(), |c| c.name.clone());
@@ -376,7 +387,7 @@ impl Engine {
         Ok(Topology {
             pool: self.pools.pool.to_string(),
             pool6: self.pools.pool6.to_string(),
-            host_interfaces: self.host_interfaces(&self.networks()?)?,
+            host_interfaces: self.host_interfaces(&all_networks)?,
             networks: views,
             containers: shown,
         })
