@@ -757,9 +757,11 @@ fn bad_network_creates_are_refused_and_change_nothing() {
             "-t bridge --subnet 10.5.1.0/24 x",
             "subnet 10.5.1.0/24 overlaps subnet 10.5.0.0/16 of network 'base'",
         ),
+        // A subnet holding base's (10.0.0.0/8 would meet public's block of
+        // the pool, 10.192.0.0/24, first).
         (
-            "--subnet 10.0.0.0/8 x",
-            "subnet 10.0.0.0/8 overlaps subnet 10.5.0.0/16 of network 'base'",
+            "--subnet 10.4.0.0/14 x",
+            "subnet 10.4.0.0/14 overlaps subnet 10.5.0.0/16 of network 'base'",
         ),
         (
             "--subnet6 fd00:5::/48 x",

@@ -14,10 +14,11 @@
 //! joins: its bridge is made at the first attach ([`Engine::bring_up_public`])
 //! and stays while celld runs; a celld start with no running container on
 //! it does not make it, and removes one left over. Its NAT goes out of the
-//! interface of the host's default route as it is at each start and each
-//! bring-up of the bridge (none while the host has no default route), so a
-//! celld started before the network is online still gets it right at the
-//! first join. `rm` refuses it and `prune` leaves it.
+//! interface of the host's default route as it is when the network is made
+//! and each time its bridge is made (none while the host has no default
+//! route), so a celld started before the network is online still gets it
+//! right at the first join; a restart alone changes nothing of it. `rm`
+//! refuses it and `prune` leaves it.
 
 use crate::error::{Context, Result};
 use crate::networks::host_default_interface;
@@ -190,9 +191,9 @@ impl Engine {
         check_beside_pools(&self.pools, network, origin)
     }
 
-    /// Makes the `public` network's row if it is missing (the first start),
-    /// or brings its NAT interface up to date; called when the engine opens,
-    /// before reconciliation rebuilds the firewall from the rows.
+    /// Makes the `public` network's row if it is missing (the first start);
+    /// called when the engine opens, before reconciliation rebuilds the
+    /// firewall from the rows.
     pub(crate) fn ensure_public(&self) -> Result<()> {
         let existing = self.networks()?;
         let origins = self
@@ -204,14 +205,9 @@ impl Engine {
                 tracing::warn!("a network named 'public' that a user made stands in for celld's own");
                 return Ok(());
             }
+            // Its NAT interface is brought up to date with its bridge, not
+            // here: a restart changes nothing of what runs.
             let _ = self.public_id.set(public.id.clone());
-            let nat = host_default_interface();
-            if nat != public.nat {
-                self.store()
-                    .set_network_nat(&public.id, nat.as_deref())
-                    .context(|| "failed to update the public network's NAT".into())?;
-                tracing::info!(nat = ?nat, "the public network's NAT follows the host's default route");
-            }
             return Ok(());
         }
         let mut valid = CreateNetwork {
