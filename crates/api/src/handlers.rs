@@ -360,6 +360,14 @@ pub async fn inspect_network(State(engine): Shared, _: NoQuery, Path(reference):
     blocking(engine, move |e| e.inspect_network(&reference)).await
 }
 
+/// `GET /topology[?network=NETWORK]`: what `cell network show` prints,
+/// computed by the engine.
+pub async fn topology(State(engine): Shared, mut params: Params) -> ApiResult {
+    let network = params.take("network");
+    params.finish()?;
+    blocking(engine, move |e| e.topology(network.as_deref())).await
+}
+
 pub async fn remove_network(State(engine): Shared, _: NoQuery, Path(reference): Path<String>) -> ApiResult {
     blocking(engine, move |e| e.remove_network(&reference)).await
 }

@@ -131,7 +131,8 @@ pub fn router_with_sessions(
             "/containers/{reference}/ports",
             get(container_ports).post(publish_ports),
         )
-        .route("/containers/{reference}/ports/remove", post(unpublish_ports));
+        .route("/containers/{reference}/ports/remove", post(unpublish_ports))
+        .route("/topology", get(topology));
     with_json_errors(routes).with_state(ApiState {
         engine,
         shutdown,
@@ -186,6 +187,7 @@ mod tests {
             ("/info", &["get"]),
             ("/containers/{reference}/ports", &["get", "post"]),
             ("/containers/{reference}/ports/remove", &["post"]),
+            ("/topology", &["get"]),
         ] {
             assert!(paths.contains_key(path), "{path} missing from openapi.json");
             for method in methods {
@@ -247,6 +249,30 @@ mod tests {
             assert_eq!(
                 fields(doc["components"]["schemas"][schema]["properties"].clone()),
                 fields(value.unwrap()),
+                "schema {schema}"
+            );
+        }
+    }
+
+    /// The topology schemas name exactly the fields the engine sends.
+    #[test]
+    fn openapi_topology_schemas_match_what_is_sent() {
+        use cell_core::topology::{ContainerView, NetworkView, Topology};
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        let keys = |v: serde_json::Value| {
+            let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+            keys.sort();
+            keys
+        };
+        let schemas = &doc["components"]["schemas"];
+        for (schema, value) in [
+            ("Topology", serde_json::to_value(Topology::default())),
+            ("NetworkView", serde_json::to_value(NetworkView::default())),
+            ("ContainerView", serde_json::to_value(ContainerView::default())),
+        ] {
+            assert_eq!(
+                keys(schemas[schema]["properties"].clone()),
+                keys(value.unwrap()),
                 "schema {schema}"
             );
         }

@@ -1111,3 +1111,124 @@ row!(stack_without_a_subnet_of_its_family, |sb| {
         2
     );
 });
+
+// Address pools and the public network (issue 9).
+
+/// `network create -t bridge ARGS n` is refused naming `needle`; the same
+/// with `good` instead makes `n`.
+fn pool_request_refused(sb: &Sandbox, args: &[&str], needle: &str, good: &[&str]) {
+    let line = |args: &[&str]| {
+        let mut all = vec!["network", "create"];
+        all.extend_from_slice(args);
+        all.push("n");
+        all.into_iter().map(str::to_string).collect::<Vec<_>>()
+    };
+    let bad = line(args);
+    cli_refuses(sb, &bad.iter().map(String::as_str).collect::<Vec<_>>(), needle);
+    let good = line(good);
+    sb.ok(&good.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(listed(sb, "/networks", "name").contains("n"));
+}
+
+row!(size_zero, |sb| pool_request_refused(
+    sb,
+    &["-t", "bridge", "--size", "0"],
+    "invalid size '0'",
+    &["-t", "bridge", "--size", "4"],
+));
+row!(size_too_large_for_the_pool, |sb| pool_request_refused(
+    sb,
+    &["-t", "bridge", "--size", "5000000"],
+    "larger than celld's pool 10.192.0.0/10",
+    &["-t", "bridge", "--size", "5000"],
+));
+row!(size_with_subnet, |sb| pool_request_refused(
+    sb,
+    &["-t", "bridge", "--size", "4", "--subnet", "10.9.0.0/24"],
+    "--size 4 cannot be used with --subnet '10.9.0.0/24'",
+    &["-t", "bridge", "--subnet", "10.9.0.0/24"],
+));
+row!(size_on_a_loopback_network, |sb| pool_request_refused(
+    sb,
+    &["-t", "loopback", "--size", "4"],
+    "--size 4 is for bridge networks",
+    &["-t", "loopback"],
+));
+row!(subnet6_auto_on_a_custom_network, |sb| pool_request_refused(
+    sb,
+    &[
+        "-t",
+        "custom",
+        "-i",
+        "lo",
+        "--subnet",
+        "10.9.0.0/24",
+        "--subnet6",
+        "auto"
+    ],
+    "--subnet6 auto is not available on custom networks",
+    &["-t", "bridge", "--subnet", "10.9.0.0/24", "--subnet6", "auto"],
+));
+row!(subnet_inside_the_pool, |sb| pool_request_refused(
+    sb,
+    &["-t", "bridge", "--subnet", "10.200.0.0/24"],
+    "subnet 10.200.0.0/24 of network 'n' overlaps celld's pool 10.192.0.0/10",
+    &["-t", "bridge", "--subnet", "10.9.0.0/24"],
+));
+row!(rm_public, |sb| {
+    cli_refuses(
+        sb,
+        &["network", "rm", "public"],
+        "network 'public' is celld's predefined network and cannot be removed",
+    );
+    api_refuses(sb, "DELETE", "/networks/public", b"", 400, "'public'");
+    // The positive control: another network goes.
+    with_network(sb);
+    sb.ok(&["network", "rm", "net"]);
+    assert!(!listed(sb, "/networks", "name").contains("net"));
+});
+
+/// Runs celld with `config` and asserts it refuses to start, naming
+/// `needle`, with no socket.
+fn celld_refuses(sb: &Sandbox, config: &str, needle: &str) {
+    let path = sb.dir.path().join("bad.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = sb
+        .in_ns(CELLD)
+        .args(["--root", sb.root.to_str().unwrap()])
+        .args(["--socket", sb.socket.to_str().unwrap()])
+        .args(["--config", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{config}: {}", describe(&out));
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with("celld: "), "{config}: {stderr}");
+    one_line_naming(last, needle);
+    assert!(!sb.socket.exists());
+}
+
+#[test]
+fn bad_pools_and_a_pool_over_a_network_stop_celld() {
+    require_root!();
+    let mut sb = Sandbox::without_celld();
+    celld_refuses(&sb, "pool = \"10.0.0.0/33\"\n", "invalid pool '10.0.0.0/33'");
+    celld_refuses(&sb, "pool = \"127.0.0.0/16\"\n", "the loopback range");
+    celld_refuses(&sb, "pool6 = \"fd00::/96\"\n", "invalid pool6 'fd00::/96'");
+    // A network of its own subnet, then a pool over it.
+    sb.start_celld();
+    with_network(&sb);
+    sb.kill_celld(libc::SIGTERM);
+    celld_refuses(
+        &sb,
+        "pool = \"10.9.0.0/16\"\n",
+        "subnet 10.9.0.0/24 of network 'net' overlaps celld's pool 10.9.0.0/16",
+    );
+    // The positive control: a pool beside it starts, and the network is kept.
+    sb.start_celld_with_config("pool = \"10.10.0.0/16\"\n");
+    let networks = listed(&sb, "/networks", "name");
+    assert!(
+        networks.contains("net") && networks.contains("public"),
+        "{networks:?}"
+    );
+}

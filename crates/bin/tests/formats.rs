@@ -206,7 +206,9 @@ fn info_counts_objects_and_finds_kernel_features() {
     let info = json(&sb.ok(&["info", "--format", "json"]));
     assert_eq!(info["root"], sb.root.to_str().unwrap());
     assert_eq!(info["socket"], sb.socket.to_str().unwrap());
-    assert_eq!(info["pool"], Value::Null);
+    // The default pool, and a ULA /48 drawn at the first start.
+    assert_eq!(info["pool"], "10.192.0.0/10");
+    assert!(info["pool6"].as_str().unwrap().starts_with("fd"), "{info}");
     assert_eq!(
         (
             &info["containers"],
@@ -214,7 +216,8 @@ fn info_counts_objects_and_finds_kernel_features() {
             &info["images"],
             &info["networks"]
         ),
-        (&2.into(), &1.into(), &1.into(), &1.into()),
+        // testnet and celld's own public network.
+        (&2.into(), &1.into(), &1.into(), &2.into()),
         "{info}"
     );
     // These machines have bridges and macvlan (DESIGN.md), and celld made
@@ -231,10 +234,10 @@ fn info_counts_objects_and_finds_kernel_features() {
     for line in [
         format!("Root:           {}", sb.root.display()),
         format!("Socket:         {}", sb.socket.display()),
-        "Pool:           none configured".to_string(),
+        "Pool:           10.192.0.0/10".to_string(),
         "Containers:     2 (1 running)".to_string(),
         "Images:         1".to_string(),
-        "Networks:       1".to_string(),
+        "Networks:       2".to_string(),
         " nftables:      found (table inet cell)".to_string(),
     ] {
         assert!(text.lines().any(|l| l == line), "{line:?} missing from\n{text}");

@@ -122,10 +122,13 @@ fn ruleset(sb: &Sandbox) -> String {
 }
 
 /// The network ids `network ls` lists, in its order.
+/// The ids of the networks `network ls` lists, but celld's own `public`
+/// (which exists from the first start).
 fn network_ids(sb: &Sandbox) -> Vec<String> {
     ok(sb, "network ls")
         .lines()
         .skip(2)
+        .filter(|l| l.split_whitespace().nth(1) != Some("public"))
         .filter_map(|l| l.split_whitespace().next().map(str::to_string))
         .collect()
 }
@@ -754,9 +757,11 @@ fn bad_network_creates_are_refused_and_change_nothing() {
             "-t bridge --subnet 10.5.1.0/24 x",
             "subnet 10.5.1.0/24 overlaps subnet 10.5.0.0/16 of network 'base'",
         ),
+        // A subnet holding base's (10.0.0.0/8 would meet public's block of
+        // the pool, 10.192.0.0/24, first).
         (
-            "--subnet 10.0.0.0/8 x",
-            "subnet 10.0.0.0/8 overlaps subnet 10.5.0.0/16 of network 'base'",
+            "--subnet 10.4.0.0/14 x",
+            "subnet 10.4.0.0/14 overlaps subnet 10.5.0.0/16 of network 'base'",
         ),
         (
             "--subnet6 fd00:5::/48 x",
@@ -797,7 +802,12 @@ fn bad_network_creates_are_refused_and_change_nothing() {
         ),
         ("--subnet 10.6.0.0/24 host", "network name 'host' is reserved"),
         ("--subnet 10.6.0.0/24 a/b", "'a/b'"),
-        ("x", "network 'x' needs --subnet or --subnet6"),
+        // Without --subnet a network takes a block of the pool, but a
+        // custom network's subnet is its LAN's.
+        (
+            "-t custom -i lo x",
+            "custom network 'x' needs --subnet or --subnet6",
+        ),
     ]
     .iter()
     .map(|(args, needle)| (format!("network create {args}"), *needle))

@@ -149,6 +149,29 @@ fn subnet_v6(net: &Network) -> Result<Ipv6Net> {
         .ok_or_else(|| CoreError::invalid(format!("network '{}' has no IPv6 subnet", net.name)))
 }
 
+impl Pool {
+    /// How many addresses containers may hold: the usable ones less the
+    /// gateway when it lies among them.
+    fn usable(&self) -> u128 {
+        let gateway_inside = self
+            .gateway
+            .is_some_and(|gw| gw >= self.first && gw - self.first < self.len);
+        self.len - u128::from(gateway_inside)
+    }
+}
+
+/// How many IPv4 addresses of `net` containers may hold in all (0 without
+/// an IPv4 subnet), for the free count of `cell network show`.
+pub fn usable_count_v4(net: &Network) -> u64 {
+    subnet_v4(net).map_or(0, |subnet| Pool::v4(net, subnet).usable() as u64)
+}
+
+/// How many IPv6 addresses of `net` containers may hold in all (0 without
+/// an IPv6 subnet).
+pub fn usable_count_v6(net: &Network) -> u128 {
+    subnet_v6(net).map_or(0, |subnet| Pool::v6(net, subnet).usable())
+}
+
 /// A free IPv4 address of `net`, given the addresses `used` by its endpoints.
 ///
 /// Fails with an invalid error if the network has no IPv4 subnet, and with a

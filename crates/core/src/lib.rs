@@ -14,6 +14,9 @@
 //! [`netspec::ValidNetwork`] before anything is stored or created, and
 //! [`ipam`] chooses and checks container addresses from the network and the
 //! addresses already in use, so allocation is tested without a store.
+//! [`pool`] carves the blocks of networks created without `--subnet` from
+//! celld's address pools, and [`topology`] is the view `cell network show`
+//! prints (text and Graphviz, from the engine's data).
 //!
 //! ```
 //! use cell_core::port::PortSpec;
@@ -32,7 +35,9 @@ pub mod limits;
 pub mod model;
 pub mod netspec;
 pub mod params;
+pub mod pool;
 pub mod port;
 pub mod resolv;
+pub mod topology;
 
 pub use error::{CoreError, ErrorKind};

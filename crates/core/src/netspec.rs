@@ -13,6 +13,11 @@
 //! [`check_host_overlap`], to which the engine passes what it read from the
 //! kernel.
 //!
+//! Without `--subnet` (and with `--subnet6 auto`) the request asks for
+//! blocks of celld's pools ([`ValidNetwork::pool_request`]); the engine
+//! carves them ([`crate::pool`]) under its network-create lock and puts
+//! them in with [`ValidNetwork::take_blocks`].
+//!
 //! Subnets are refused when no network of containers could work there:
 //! prefixes shorter than /8 (IPv4) or /16 (IPv6), and anything overlapping
 //! the unspecified, loopback, link-local, multicast or limited-broadcast
@@ -47,9 +52,14 @@ pub struct CreateNetwork {
     /// `--subnet`: an IPv4 CIDR.
     #[serde(default)]
     pub subnet: Option<String>,
-    /// `--subnet6`: an IPv6 CIDR.
+    /// `--subnet6`: an IPv6 CIDR, or `auto` for a /64 of celld's pool6.
     #[serde(default)]
     pub subnet6: Option<String>,
+    /// `--size N`: without `--subnet`, a bridge network takes the smallest
+    /// block of the pool that holds N containers beside its network,
+    /// gateway and broadcast addresses (pot's private bridges `-S N`).
+    #[serde(default)]
+    pub size: Option<u32>,
     /// `--gw`: `auto`, `none` or an IPv4 address; absent means the type's
     /// default.
     #[serde(default)]
@@ -114,6 +124,25 @@ pub struct ValidNetwork {
     pub internal: bool,
     /// Whether containers may send only with their own addresses.
     pub antispoof: bool,
+    /// What the engine is to carve from celld's pools, when a subnet was
+    /// not given; [`ValidNetwork::take_blocks`] puts the blocks in.
+    pub pool_request: Option<PoolRequest>,
+}
+
+/// The blocks a network takes from celld's pools ([`crate::pool`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolRequest {
+    /// The prefix length of the IPv4 block to carve (a /24, or what
+    /// `--size` needs); `None` when the network has no IPv4 subnet from
+    /// the pool.
+    pub prefix4: Option<u8>,
+    /// Whether to carve a /64 of the pool6 (`--subnet6 auto`).
+    pub subnet6: bool,
+    /// Whether the IPv4 gateway is the block's first address (bridges,
+    /// `--gw` absent or `auto`).
+    gateway_auto: bool,
+    /// The same for IPv6.
+    gateway6_auto: bool,
 }
 
 /// The words that differ between the IPv4 and IPv6 flags, so that one
@@ -187,11 +216,8 @@ impl CreateNetwork {
             ));
         }
 
-        if self.subnet.is_none() && self.subnet6.is_none() {
-            return Err(CoreError::invalid(format!(
-                "network '{name}' needs --subnet or --subnet6"
-            )));
-        }
+        let subnet6_auto = self.subnet6.as_deref() == Some("auto");
+        let pool_request = self.pool_request(name, net_type, subnet6_auto)?;
         let subnet = match &self.subnet {
             Some(text) => match parse_subnet(text, &V4)? {
                 IpNet::V4(net) => Some(net),
@@ -200,6 +226,7 @@ impl CreateNetwork {
             None => None,
         };
         let subnet6 = match &self.subnet6 {
+            Some(_) if subnet6_auto => None,
             Some(text) => match parse_subnet(text, &V6)? {
                 IpNet::V6(net) => Some(net),
                 IpNet::V4(_) => unreachable!("parse_subnet checks the family"),
@@ -257,7 +284,68 @@ impl CreateNetwork {
             icc,
             internal: self.internal,
             antispoof,
+            pool_request: pool_request.map(|(prefix4, subnet6)| PoolRequest {
+                prefix4,
+                subnet6,
+                gateway_auto: net_type == NetworkType::Bridge
+                    && matches!(self.gateway.as_deref(), None | Some("auto")),
+                gateway6_auto: net_type == NetworkType::Bridge
+                    && matches!(self.gateway6.as_deref(), None | Some("auto")),
+            }),
         })
+    }
+
+    /// What a request without `--subnet` (or with `--subnet6 auto`) takes
+    /// from the pools: the IPv4 block's prefix and whether a /64 of the
+    /// pool6, or `None` when every subnet was given. A network given only
+    /// `--subnet6 CIDR` stays IPv6-only, as before pools existed.
+    fn pool_request(
+        &self,
+        name: &str,
+        net_type: NetworkType,
+        subnet6_auto: bool,
+    ) -> Result<Option<(Option<u8>, bool)>> {
+        if let Some(size) = self.size {
+            if let Some(subnet) = &self.subnet {
+                return Err(CoreError::invalid(format!(
+                    "--size {size} cannot be used with --subnet {}: the subnet fixes the size",
+                    quoted(subnet)
+                )));
+            }
+            if net_type != NetworkType::Bridge {
+                return Err(CoreError::invalid(format!(
+                    "--size {size} is for bridge networks (pot's private bridges); network '{name}' is a {net_type} network"
+                )));
+            }
+            if let (Some(subnet6), false) = (&self.subnet6, subnet6_auto) {
+                return Err(CoreError::invalid(format!(
+                    "--size {size} sizes an IPv4 block of the pool, which a network with only --subnet6 {} does not take",
+                    quoted(subnet6)
+                )));
+            }
+        }
+        if net_type == NetworkType::Custom {
+            // A custom network's containers sit on the parent's LAN: its
+            // subnet is the LAN's, which no pool can know.
+            if subnet6_auto {
+                return Err(CoreError::invalid(format!(
+                    "--subnet6 auto is not available on custom networks: network '{name}' takes the subnet of its interface's LAN"
+                )));
+            }
+            if self.subnet.is_none() && self.subnet6.is_none() {
+                return Err(CoreError::invalid(format!(
+                    "custom network '{name}' needs --subnet or --subnet6: the subnet of its interface's LAN"
+                )));
+            }
+            return Ok(None);
+        }
+        let carve4 = self.subnet.is_none() && (self.subnet6.is_none() || subnet6_auto);
+        let prefix4 = match (carve4, self.size) {
+            (false, _) => None,
+            (true, Some(size)) => Some(crate::pool::prefix_for_size(size)?),
+            (true, None) => Some(crate::pool::DEFAULT_BLOCK_PREFIX_V4),
+        };
+        Ok((prefix4.is_some() || subnet6_auto).then_some((prefix4, subnet6_auto)))
     }
 
     /// Decides NAT, and checks the flags that custom networks refuse: their
@@ -310,6 +398,26 @@ impl CreateNetwork {
 }
 
 impl ValidNetwork {
+    /// Puts in the blocks the engine carved for [`Self::pool_request`],
+    /// with the gateways `auto` gives them on bridges.
+    pub fn take_blocks(&mut self, subnet: Option<Ipv4Net>, subnet6: Option<Ipv6Net>) {
+        let Some(request) = self.pool_request else {
+            return;
+        };
+        if let Some(block) = subnet {
+            self.subnet = Some(block);
+            if request.gateway_auto {
+                self.gateway = Some(Ipv4Addr::from(u32::from(block.network()) + 1));
+            }
+        }
+        if let Some(block) = subnet6 {
+            self.subnet6 = Some(block);
+            if request.gateway6_auto {
+                self.gateway6 = Some(Ipv6Addr::from(u128::from(block.network()) + 1));
+            }
+        }
+    }
+
     /// The network to store, once the engine has given it an `id`, its host
     /// `interface` (the one the user named, or a free `cellN`) and the
     /// interface `nat` goes out of (`None` when [`NatChoice::Off`]).
@@ -668,6 +776,7 @@ mod tests {
                 icc: true,
                 internal: false,
                 antispoof: true,
+                pool_request: None,
             }
         );
     }
@@ -929,15 +1038,115 @@ mod tests {
     }
 
     #[test]
-    fn a_subnet_is_needed() {
+    fn without_a_subnet_a_block_of_the_pool_is_asked_for() {
         let req = CreateNetwork {
             subnet: None,
             ..request("bridge")
         };
-        assert_eq!(
-            refused(&req, "'testnet'"),
-            "network 'testnet' needs --subnet or --subnet6"
+        let mut valid = req.validate().unwrap();
+        let asked = valid.pool_request.unwrap();
+        assert_eq!((asked.prefix4, asked.subnet6), (Some(24), false));
+        assert_eq!((valid.subnet, valid.gateway), (None, None));
+        valid.take_blocks(Some("10.192.7.0/24".parse().unwrap()), None);
+        assert_eq!(valid.subnet, Some("10.192.7.0/24".parse().unwrap()));
+        assert_eq!(valid.gateway, Some("10.192.7.1".parse().unwrap()));
+        // pot's -S 4: a /29; --subnet6 auto: a /64 too, with its gateway.
+        let req = CreateNetwork {
+            subnet: None,
+            subnet6: Some("auto".into()),
+            size: Some(4),
+            ..request("bridge")
+        };
+        let mut valid = req.validate().unwrap();
+        let asked = valid.pool_request.unwrap();
+        assert_eq!((asked.prefix4, asked.subnet6), (Some(29), true));
+        valid.take_blocks(
+            Some("10.192.1.8/29".parse().unwrap()),
+            Some("fd00:1:2:3::/64".parse().unwrap()),
         );
+        assert_eq!(valid.gateway6, Some("fd00:1:2:3::1".parse().unwrap()));
+        // --gw none, and loopback networks, keep no gateway.
+        let req = CreateNetwork {
+            subnet: None,
+            gateway: Some("none".into()),
+            ..request("bridge")
+        };
+        let mut valid = req.validate().unwrap();
+        valid.take_blocks(Some("10.192.7.0/24".parse().unwrap()), None);
+        assert_eq!(valid.gateway, None);
+        let mut valid = CreateNetwork {
+            subnet: None,
+            ..request("loopback")
+        }
+        .validate()
+        .unwrap();
+        valid.take_blocks(Some("10.192.7.0/24".parse().unwrap()), None);
+        assert_eq!(valid.gateway, None);
+        // With --subnet6 CIDR alone the network stays IPv6-only; with
+        // both subnets given nothing is asked.
+        let v6_only = CreateNetwork {
+            subnet: None,
+            subnet6: Some("fd00::/64".into()),
+            ..request("bridge")
+        };
+        assert_eq!(v6_only.validate().unwrap().pool_request, None);
+        assert_eq!(request("bridge").validate().unwrap().pool_request, None);
+        // --subnet with --subnet6 auto: only the /64 is carved.
+        let req = CreateNetwork {
+            subnet6: Some("auto".into()),
+            ..request("bridge")
+        };
+        let asked = req.validate().unwrap().pool_request.unwrap();
+        assert_eq!((asked.prefix4, asked.subnet6), (None, true));
+    }
+
+    #[test]
+    fn sizes_and_pool_requests_that_mean_nothing_are_refused() {
+        let sized = |size: u32, net_type: &str| CreateNetwork {
+            subnet: None,
+            size: Some(size),
+            ..request(net_type)
+        };
+        refused(&sized(0, "bridge"), "invalid size '0'");
+        refused(&sized(u32::MAX, "bridge"), "invalid size '4294967295'");
+        let msg = refused(&sized(4, "loopback"), "--size 4 is for bridge networks");
+        assert!(msg.ends_with("network 'testnet' is a loopback network"), "{msg}");
+        let with_subnet = CreateNetwork {
+            size: Some(4),
+            ..request("bridge")
+        };
+        assert_eq!(
+            refused(&with_subnet, "--size 4"),
+            "--size 4 cannot be used with --subnet '10.2.3.0/24': the subnet fixes the size"
+        );
+        let v6_only = CreateNetwork {
+            subnet6: Some("fd00::/64".into()),
+            ..sized(4, "bridge")
+        };
+        refused(
+            &v6_only,
+            "which a network with only --subnet6 'fd00::/64' does not take",
+        );
+        let custom_bare = CreateNetwork {
+            subnet: None,
+            ..custom()
+        };
+        refused(
+            &custom_bare,
+            "custom network 'testnet' needs --subnet or --subnet6",
+        );
+        let custom_auto = CreateNetwork {
+            subnet6: Some("auto".into()),
+            ..custom()
+        };
+        refused(&custom_auto, "--subnet6 auto is not available on custom networks");
+        // A fixed gateway needs the subnet it lies in.
+        let gw = CreateNetwork {
+            subnet: None,
+            gateway: Some("10.192.0.1".into()),
+            ..request("bridge")
+        };
+        refused(&gw, "gateway '10.192.0.1' given but no --subnet");
     }
 
     #[test]
@@ -1384,19 +1593,20 @@ mod tests {
             net_type in proptest::option::of("loopback|bridge|custom|.{0,8}"),
             interface in proptest::option::of("[a-z0-9]{0,17}|.{0,4}"),
             subnet in proptest::option::of("([0-9]{1,3}\\.){3}[0-9]{1,3}/[0-9]{1,2}|.{0,6}"),
-            subnet6 in proptest::option::of("f[cd][0-9a-f]{2}::/[0-9]{1,3}|.{0,6}"),
+            subnet6 in proptest::option::of("f[cd][0-9a-f]{2}::/[0-9]{1,3}|auto|.{0,6}"),
             gateway in proptest::option::of("auto|none|10\\.[0-9]\\.[0-9]\\.[0-9]|.{0,4}"),
             gateway6 in proptest::option::of("auto|none|fd00::[0-9]|.{0,4}"),
             nat in proptest::option::of("[a-z0-9]{1,16}|.{0,4}"),
             flags in any::<(bool, bool, Option<bool>, Option<bool>)>(),
+            size in proptest::option::of(0u32..600),
         ) {
             let (no_nat, internal, icc, antispoof) = flags;
             let req = CreateNetwork {
-                name, net_type, interface, subnet, subnet6, gateway, gateway6, nat, no_nat, icc, internal, antispoof,
+                name, net_type, interface, subnet, subnet6, gateway, gateway6, size, nat, no_nat, icc, internal, antispoof,
             };
             match req.validate() {
                 Ok(valid) => {
-                    prop_assert!(valid.subnet.is_some() || valid.subnet6.is_some());
+                    prop_assert!(valid.subnet.is_some() || valid.subnet6.is_some() || valid.pool_request.is_some());
                     // What the client sends comes back the same through JSON.
                     let again: CreateNetwork = serde_json::from_value(serde_json::to_value(&req).unwrap()).unwrap();
                     prop_assert_eq!(again, req);

@@ -152,8 +152,8 @@ impl Engine {
         Ok(Info {
             version: VERSION.to_string(),
             root: self.root().to_path_buf(),
-            pool: None,
-            pool6: None,
+            pool: Some(self.pools.pool.to_string()),
+            pool6: Some(self.pools.pool6.to_string()),
             containers: containers.len(),
             running,
             images: self.images()?.len(),
@@ -199,6 +199,7 @@ mod tests {
                 log_limits: Default::default(),
                 port_range: None,
                 stack: Default::default(),
+                pools: Default::default(),
             },
             Backends {
                 net: Arc::new(cell_net::FakeNetKernel::new()),
@@ -214,9 +215,10 @@ mod tests {
         .unwrap();
         let empty = tempfile::tempdir().unwrap();
         let before = engine.info_under(empty.path()).unwrap();
+        // `public` exists from the first start.
         assert_eq!(
             (before.containers, before.running, before.images, before.networks),
-            (0, 0, 0, 0)
+            (0, 0, 0, 1)
         );
         engine.import_image("img", &rootfs).unwrap();
         for name in ["a", "b"] {
@@ -239,11 +241,16 @@ mod tests {
         let info = engine.info_under(empty.path()).unwrap();
         assert_eq!(
             (info.containers, info.running, info.images, info.networks),
-            (2, 1, 1, 1)
+            (2, 1, 1, 2)
         );
         assert_eq!(info.root, dir.path().join("root"));
         assert_eq!(info.version, VERSION);
-        assert_eq!(info.pool, None);
+        assert_eq!(info.pool.as_deref(), Some(cell_core::pool::DEFAULT_POOL));
+        assert!(
+            info.pool6
+                .as_deref()
+                .is_some_and(|p| p.starts_with("fd") && p.ends_with("::/48"))
+        );
         // The fake firewall accepts the listing, as nftables does once the table exists.
         assert!(info.kernel.nftables && !info.kernel.bridge);
     }

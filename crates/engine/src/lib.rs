@@ -25,6 +25,7 @@ pub mod logs;
 mod lookup;
 pub mod networks;
 pub mod ports;
+pub mod pools;
 pub mod reconcile;
 mod resolver;
 
@@ -58,6 +59,8 @@ pub struct EngineConfig {
     /// The network stack of a container created without `-S` (celld.toml's
     /// `stack`).
     pub stack: cell_core::model::Stack,
+    /// The address pools networks without `--subnet` are carved from.
+    pub pools: pools::PoolConfig,
 }
 
 /// The use cases of cell over one state directory.
@@ -95,6 +98,12 @@ pub struct Engine {
     create_lock: Mutex<()>,
     /// Counts recorded exits, and wakes those waiting for one.
     exits: (Mutex<u64>, std::sync::Condvar),
+    /// The pools, as resolved at open.
+    pools: cell_core::pool::Pools,
+    /// The id of the `public` network, once it is known to exist.
+    public_id: std::sync::OnceLock<String>,
+    /// Serializes the bring-up of `public`'s bridge at its first joins.
+    public_lock: Mutex<()>,
 }
 
 /// A read connection borrowed from the pool; it goes back when dropped.
@@ -133,7 +142,14 @@ impl Engine {
             std::fs::create_dir_all(&path).context(|| format!("failed to create {}", path.display()))?;
         }
         let db = config.root.join("cell.db");
-        let store = Store::open(&db).context(|| format!("failed to open the store {}", db.display()))?;
+        let mut store = Store::open(&db).context(|| format!("failed to open the store {}", db.display()))?;
+        let pools = config.pools.resolve(&mut store)?;
+        {
+            let context = || "failed to read networks".to_string();
+            let networks = store.networks().context(context)?;
+            let origins = store.network_origins().context(context)?;
+            pools::check_pools_beside(&pools, &networks, &origins)?;
+        }
         let engine = Arc::new(Self {
             config,
             net: backends.net,
@@ -149,7 +165,11 @@ impl Engine {
             container_locks: Mutex::default(),
             create_lock: Mutex::default(),
             exits: Default::default(),
+            pools,
+            public_id: std::sync::OnceLock::new(),
+            public_lock: Mutex::default(),
         });
+        engine.ensure_public()?;
         engine.reconcile()?;
         Ok(engine)
     }

@@ -415,6 +415,7 @@ mod tests {
                     log_limits: limits,
                     port_range: None,
                     stack: Default::default(),
+                    pools: Default::default(),
                 },
                 Backends {
                     net: Arc::new(cell_net::FakeNetKernel::new()),

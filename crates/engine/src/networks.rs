@@ -19,7 +19,7 @@ use cell_core::netspec::{HostPrefix, HostPrefixKind, NatChoice};
 use cell_net::container_driver::container_driver;
 use cell_net::driver::{self, HostKernel};
 use cell_net::links::RouteKind;
-use cell_store::Store;
+use cell_store::{NetworkOrigin, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::HashSet;
@@ -63,7 +63,7 @@ impl Engine {
     /// if the kernel work fails, it is undone and the row removed, so
     /// nothing is left behind.
     pub fn create_network(&self, req: &CreateNetwork) -> Result<Network> {
-        let valid = req.validate()?;
+        let mut valid = req.validate()?;
         let _guard = crate::lock(&self.create_lock);
         let existing = self.networks()?;
         if existing.iter().any(|n| n.name == valid.name) {
@@ -71,8 +71,15 @@ impl Engine {
                 CoreError::conflict(format!("network name '{}' is already in use", valid.name)).into(),
             );
         }
-        cell_core::netspec::check_overlap(&valid, &existing)?;
         let host = self.host_prefixes(&existing)?;
+        // Under the create lock: two creations never carve one block.
+        self.carve_blocks(&mut valid, &existing, &host)?;
+        let origin = NetworkOrigin {
+            predefined: false,
+            subnet_from_pool: valid.pool_request.is_some_and(|r| r.prefix4.is_some()),
+            subnet6_from_pool: valid.pool_request.is_some_and(|r| r.subnet6),
+        };
+        cell_core::netspec::check_overlap(&valid, &existing)?;
         cell_core::netspec::check_host_overlap(valid.subnet, valid.subnet6, &host)?;
         let interface = match (&valid.interface, valid.net_type) {
             (Some(name), net_type) => {
@@ -119,8 +126,9 @@ impl Engine {
             NatChoice::HostDefault => host_default_interface(),
         };
         let network = valid.into_network(new_id(), interface, nat);
+        self.check_beside_pools(&network, origin)?;
         self.store()
-            .insert_network(&network)
+            .insert_network_with_origin(&network, origin)
             .context(|| format!("failed to record network {}", network.name))?;
         let kernel = self.host();
         if let Err(e) = driver::setup_network(kernel, &network) {
@@ -146,7 +154,7 @@ impl Engine {
     /// The addresses the host holds on interfaces that are not cell's (its
     /// networks' bridges and its veths are covered by `check_overlap`), for
     /// refusing a network over the host's own LAN.
-    fn host_prefixes(&self, existing: &[Network]) -> Result<Vec<HostPrefix>> {
+    pub(crate) fn host_prefixes(&self, existing: &[Network]) -> Result<Vec<HostPrefix>> {
         let links = self.host().links;
         let context = || "failed to list the host's addresses".to_string();
         // cell's bridges and veths, and loopback: none is the host's LAN.
@@ -182,7 +190,7 @@ impl Engine {
         Ok(prefixes)
     }
 
-    fn host_link_exists(&self, name: &str) -> Result<bool> {
+    pub(crate) fn host_link_exists(&self, name: &str) -> Result<bool> {
         Ok(self
             .host()
             .links
@@ -246,6 +254,13 @@ impl Engine {
             return Err(CoreError::invalid("the host network cannot be removed").into());
         }
         let network = self.find_network(reference)?;
+        if self.is_public(&network) {
+            return Err(CoreError::invalid(format!(
+                "network '{}' is celld's predefined network and cannot be removed",
+                network.name
+            ))
+            .into());
+        }
         self.store()
             .mark_network_removing(&network.id, false)
             .context(|| format!("failed to remove network {}", network.name))?;
@@ -283,7 +298,9 @@ impl Engine {
 
     /// Removes every network without endpoints; returns their ids. Each is
     /// checked and marked in one statement, so a container connecting at
-    /// the same moment is either refused or keeps its network.
+    /// the same moment is either refused or keeps its network. celld's
+    /// predefined network (`public`) is never marked, so it stays, as
+    /// Docker's prune leaves its predefined networks.
     pub fn prune_networks(self: &Arc<Self>) -> Result<Vec<String>> {
         let mut removed = Vec::new();
         for network in self.networks()? {
@@ -543,6 +560,14 @@ impl Engine {
 
     /// Attaches one endpoint; on failure the driver undoes what it did.
     fn attach_endpoint(&self, container: &Container, network: &Network, ep: &Endpoint) -> Result<()> {
+        // `public`'s bridge is made at its first join.
+        let brought_up;
+        let network = if self.is_public(network) {
+            brought_up = self.bring_up_public(network)?;
+            &brought_up
+        } else {
+            network
+        };
         let path = self.netns_path(&container.id);
         let context = || {
             format!(
@@ -751,7 +776,7 @@ fn endpoint_json(ep: &Endpoint) -> Value {
 
 /// The interface of the host's IPv4 default route (else IPv6), the
 /// default way out for NAT.
-fn host_default_interface() -> Option<String> {
+pub(crate) fn host_default_interface() -> Option<String> {
     let v4 = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
     let v6 = std::fs::read_to_string("/proc/net/ipv6_route").unwrap_or_default();
     default_route_v4(&v4).or_else(|| default_route_v6(&v6))

@@ -182,7 +182,11 @@ impl Engine {
         let host = self.net.host();
         driver::restore_firewall_with_ports(host.firewall, &networks, &pairs, &forwards)
             .context(|| "failed to restore cell's nftables tables".into())?;
-        for network in &networks {
+        // `public`'s bridge is made at its first join, so a host that never
+        // runs a container on it carries none.
+        let is_idle_public =
+            |network: &Network| self.is_public(network) && !live.iter().any(|(n, _, _)| n.id == network.id);
+        for network in networks.iter().filter(|n| !is_idle_public(n)) {
             if let Err(e) = driver::setup_network_links(host, network) {
                 tracing::error!(network = %network.name, "failed to restore network: {e}");
             }
@@ -216,6 +220,7 @@ impl Engine {
         // never taken for one of these.
         let wanted: HashSet<String> = networks
             .iter()
+            .filter(|n| !is_idle_public(n))
             .map(|n| n.id.clone())
             .chain(live.iter().map(|(_, ep, _)| ep.id.clone()))
             .collect();

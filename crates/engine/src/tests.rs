@@ -117,6 +117,13 @@ impl World {
     }
 }
 
+/// The networks but celld's own `public`, which exists from the first start.
+fn user_networks(engine: &Engine) -> Vec<cell_core::model::Network> {
+    let mut networks = engine.networks().unwrap();
+    networks.retain(|n| n.name != crate::pools::PUBLIC_NETWORK);
+    networks
+}
+
 fn open(
     dir: &Path,
     net: &Arc<FakeNetKernel>,
@@ -131,6 +138,7 @@ fn open(
             log_limits: Default::default(),
             port_range: None,
             stack: Default::default(),
+            pools: Default::default(),
         },
         Backends {
             net: net.clone(),
@@ -230,7 +238,7 @@ fn a_network_create_that_fails_half_way_leaves_nothing() {
             let err = create(&world).expect_err("the injected failure is reported");
             assert!(err.to_string().contains("injected"), "{seam:?} {n}: {err}");
             assert!(
-                world.engine.networks().unwrap().is_empty(),
+                user_networks(&world.engine).is_empty(),
                 "{seam:?} {n}: a row is left"
             );
             assert_eq!(world.kernel().host_links, before.host_links, "{seam:?} {n}");
@@ -280,7 +288,7 @@ fn network_rm_with_a_failing_endpoint_reports_it_and_removes_the_rest() {
     assert!(refused.unwrap_err().to_string().contains("being removed"));
     // Again: now it goes, with its bridge and every element.
     world.engine.remove_network("front").unwrap();
-    assert!(world.engine.networks().unwrap().is_empty());
+    assert!(user_networks(&world.engine).is_empty());
     assert!(
         !world
             .net
@@ -504,7 +512,7 @@ fn removals_cut_short_by_a_crash_are_finished_at_start() {
         .into_iter()
         .map(|n| n.name)
         .collect();
-    assert_eq!(names, vec!["back"]);
+    assert_eq!(names, vec!["public", "back"]);
     assert!(!world.net.links.link_names().contains(&"cell0".to_string()));
     assert!(world.store().endpoints().unwrap().is_empty());
     assert!(!world.net.links.link_names().contains(ep.epair.as_ref().unwrap()));
@@ -571,7 +579,7 @@ fn a_network_over_the_hosts_own_addresses_or_a_missing_nat_interface_is_refused(
     assert!(err.contains("em0"), "{err}");
     let err = create("10.9.0.0/24", Some("nosuch0")).unwrap_err().to_string();
     assert!(err.contains("'nosuch0'"), "{err}");
-    assert!(world.engine.networks().unwrap().is_empty());
+    assert!(user_networks(&world.engine).is_empty());
     assert_eq!(world.kernel(), before);
     // Positive control: a subnet beside the host's, NAT out of a real interface.
     create("10.9.0.0/24", Some("em0")).unwrap();
@@ -1218,4 +1226,92 @@ fn a_dns_container_is_started_before_its_client_and_a_failed_one_stops_the_start
     );
     assert!(world.net.namespaces().is_empty(), "{:?}", world.net.namespaces());
     assert!(!world.engine.find_container("client").unwrap().running);
+}
+
+#[test]
+fn public_exists_from_the_start_and_gets_its_bridge_at_its_first_join() {
+    let mut world = World::new();
+    let public = world.engine.find_network("public").unwrap();
+    assert_eq!(public.subnet, Some("10.192.0.0/24".parse().unwrap()));
+    assert_eq!(public.gateway, Some("10.192.0.1".parse().unwrap()));
+    assert_eq!(public.interface, "cellpub");
+    // No bridge until a container joins; a stopped one does not count.
+    let has_bridge = |w: &World| w.net.links.link_names().contains(&"cellpub".to_string());
+    assert!(!has_bridge(&world));
+    world.container("idle", "vnet", &["public"]);
+    world.restart();
+    assert!(!has_bridge(&world));
+    // The positive control: the first running container brings it up.
+    let web = world.running("web", "vnet", &["public"]);
+    assert!(has_bridge(&world));
+    let ep = world.store().endpoints_of_container(&web.id).unwrap();
+    assert_eq!(ep[0].ip_address, Some("10.192.0.3".parse().unwrap()));
+    // It stays while celld runs, and a restart keeps it for the running one.
+    world.engine.stop_container(&web.id, Duration::ZERO).unwrap();
+    assert!(has_bridge(&world));
+    world.engine.start_container(&web.id).unwrap();
+    world.restart();
+    assert!(has_bridge(&world));
+    // With no running container on it, a restart removes it.
+    world.engine.stop_container(&web.id, Duration::ZERO).unwrap();
+    world.restart();
+    assert!(!has_bridge(&world));
+    // rm refuses it, prune leaves it; the same id across restarts.
+    let err = world.engine.remove_network("public").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "network 'public' is celld's predefined network and cannot be removed"
+    );
+    world.engine.prune_networks().unwrap();
+    assert_eq!(world.engine.find_network("public").unwrap().id, public.id);
+}
+
+#[test]
+fn networks_without_a_subnet_are_carved_from_the_pool() {
+    let world = World::new();
+    let create = |name: &str, size: Option<u32>, subnet6: Option<&str>| {
+        world.engine.create_network(&CreateNetwork {
+            name: name.into(),
+            net_type: Some("bridge".into()),
+            size,
+            subnet6: subnet6.map(str::to_string),
+            ..CreateNetwork::default()
+        })
+    };
+    // public holds 10.192.0.0/24.
+    let a = create("a", None, None).unwrap();
+    assert_eq!(a.subnet, Some("10.192.1.0/24".parse().unwrap()));
+    let small = create("small", Some(4), Some("auto")).unwrap();
+    assert_eq!(small.subnet, Some("10.192.2.0/29".parse().unwrap()));
+    assert_eq!(small.gateway, Some("10.192.2.1".parse().unwrap()));
+    let pool6 = world.engine.pools().pool6;
+    let subnet6 = small.subnet6.unwrap();
+    assert!(
+        pool6.contains(&subnet6) && subnet6.prefix_len() == 64,
+        "{subnet6}"
+    );
+    let next = create("next", Some(4), None).unwrap();
+    assert_eq!(next.subnet, Some("10.192.2.8/29".parse().unwrap()));
+    // A subnet of one's own may not overlap the pool; beside it, it may.
+    let err = world
+        .engine
+        .create_network(&CreateNetwork {
+            name: "mine".into(),
+            subnet: Some("10.200.0.0/24".into()),
+            ..CreateNetwork::default()
+        })
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("subnet 10.200.0.0/24 of network 'mine' overlaps celld's pool 10.192.0.0/10"),
+        "{err}"
+    );
+    world.network("mine", "bridge", "10.3.0.0/24");
+    // Too large for the pool: refused, nothing made.
+    let err = create("huge", Some(5_000_000), None).unwrap_err();
+    assert!(
+        err.to_string().contains("larger than celld's pool 10.192.0.0/10"),
+        "{err}"
+    );
+    assert!(world.engine.find_network("huge").is_err());
 }

@@ -676,6 +676,26 @@ pub fn teardown_network(k: HostKernel<'_>, net: &Network) -> Result<()> {
     plan::apply_teardown(&plan, k, None).or_else(|errors| errors.into_result())
 }
 
+/// Swaps the firewall elements of a network that changed (`public`'s NAT
+/// interface follows the host's default route) from those of `old` to
+/// those of `new`: the ones only `old` has go, the ones only `new` has
+/// come, and the others stay, so no packet of the network's meets a gap.
+/// On failure what was done is undone.
+pub fn replace_network_elements(k: HostKernel<'_>, old: &Network, new: &Network) -> Result<()> {
+    let before = ruleset::network_elements(old);
+    let after = ruleset::network_elements(new);
+    let gone: Vec<_> = before.iter().filter(|e| !after.contains(e)).cloned().collect();
+    let come: Vec<_> = after.iter().filter(|e| !before.contains(e)).cloned().collect();
+    let mut plan = Plan::new();
+    if !gone.is_empty() {
+        plan.host(Op::DeleteElements(gone));
+    }
+    if !come.is_empty() {
+        plan.host(Op::AddElements(come));
+    }
+    plan::apply(&plan, k, None)
+}
+
 /// Attaches a running container to a network. On failure everything done
 /// is undone; a failing undo is reported with the original error.
 pub fn attach(

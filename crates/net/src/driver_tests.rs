@@ -951,3 +951,22 @@ fn an_ipv6_only_endpoint_gets_no_ipv4() {
         );
     }
 }
+
+#[test]
+fn a_new_nat_interface_swaps_only_the_masquerade_elements() {
+    let f = Fakes::new();
+    let old = network(NetworkType::Bridge);
+    let new = Network {
+        nat: Some("em9".into()),
+        ..old.clone()
+    };
+    replace_network_elements(f.kernel(), &old, &new).unwrap();
+    let text: String = f.firewall.batches().iter().map(|b| b.to_string()).collect();
+    assert!(text.contains("\"em9\""), "{text}");
+    // The subnet's own elements (allowed, same-network) are not touched.
+    assert!(!text.contains("allowed4"), "{text}");
+    // Nothing changed: nothing to do.
+    let calls = f.firewall.calls();
+    replace_network_elements(f.kernel(), &new, &new).unwrap();
+    assert_eq!(f.firewall.calls(), calls);
+}

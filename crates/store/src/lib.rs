@@ -16,6 +16,7 @@ pub mod migrations;
 mod networks;
 mod ports;
 pub use ports::PublishedPort;
+pub use networks::NetworkOrigin;
 
 pub use error::StoreError;
 

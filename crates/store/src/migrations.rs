@@ -126,6 +126,19 @@ const MIGRATIONS: &[&str] = &[
     // families and the host's resolv.conf copied at each start.
     "ALTER TABLE containers ADD COLUMN stack TEXT NOT NULL DEFAULT 'dual';
     ALTER TABLE containers ADD COLUMN dns TEXT NOT NULL DEFAULT '{\"mode\":\"inherit\"}';",
+    // 6: address pools and the `public` network. Where a
+    // network's blocks came from (a network with a subnet of its own may
+    // not overlap the pool, which is checked at every start), whether
+    // celld made it itself (`public`: never removed, its bridge made at
+    // its first join), and settings celld draws once and keeps (the
+    // pool6's random global id, RFC 4193).
+    "ALTER TABLE networks ADD COLUMN predefined INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE networks ADD COLUMN subnet_from_pool INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE networks ADD COLUMN subnet6_from_pool INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );",
 ];
 
 /// Brings the schema up to the latest version, in one transaction.
@@ -169,7 +182,7 @@ mod tests {
         migrate(&mut conn).unwrap();
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
         assert_eq!(version as usize, latest_version());
-        assert_eq!(latest_version(), 5);
+        assert_eq!(latest_version(), MIGRATIONS.len());
         let store = Store { conn };
         let web = store.container_by_name("web").unwrap().unwrap();
         assert_eq!(web.stack, cell_core::model::Stack::Dual);

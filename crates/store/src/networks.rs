@@ -13,7 +13,7 @@
 use crate::{Result, Store, StoreError};
 use cell_core::model::{Endpoint, Network};
 use rusqlite::{OptionalExtension, Row, params};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Display;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
@@ -129,34 +129,118 @@ where
     .transpose()
 }
 
+/// Where a network's blocks came from, and whether celld made it itself;
+/// kept beside the [`Network`] row, which says what the network is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NetworkOrigin {
+    /// celld made it (`public`): it is never removed or pruned.
+    pub predefined: bool,
+    /// Its IPv4 block was carved from the pool.
+    pub subnet_from_pool: bool,
+    /// Its IPv6 block was carved from the pool6.
+    pub subnet6_from_pool: bool,
+}
+
+/// Inserts a network row; `created` only orders `networks()` (the model
+/// has no use for it), so SQLite's clock fills it (to the millisecond;
+/// rowid breaks ties).
+fn insert_network(conn: &rusqlite::Connection, net: &Network) -> Result<()> {
+    conn.execute(
+        &format!(
+            "INSERT INTO networks ({COLUMNS}, created)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,
+                     strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))"
+        ),
+        params![
+            net.id,
+            net.name,
+            net.net_type.as_str(),
+            net.interface,
+            net.subnet.map(|s| s.to_string()),
+            net.subnet6.map(|s| s.to_string()),
+            net.gateway.map(|a| a.to_string()),
+            net.gateway6.map(|a| a.to_string()),
+            net.nat,
+            net.icc,
+            net.internal,
+            net.antispoof
+        ],
+    )?;
+    Ok(())
+}
+
 impl Store {
     /// Records a new network. Fails with a constraint violation if its id,
     /// name or interface is taken.
     pub fn insert_network(&mut self, net: &Network) -> Result<()> {
-        // `created` only orders `networks()`; the model has no use for it, so
-        // SQLite's clock fills it (to the millisecond; rowid breaks ties).
-        self.conn.execute(
-            &format!(
-                "INSERT INTO networks ({COLUMNS}, created)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,
-                         strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))"
-            ),
+        insert_network(&self.conn, net)
+    }
+
+    /// Records a new network with where its blocks came from and whether
+    /// celld made it itself; see [`NetworkOrigin`].
+    pub fn insert_network_with_origin(&mut self, net: &Network, origin: NetworkOrigin) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        insert_network(&tx, net)?;
+        tx.execute(
+            "UPDATE networks SET predefined = ?2, subnet_from_pool = ?3, subnet6_from_pool = ?4
+             WHERE id = ?1",
             params![
                 net.id,
-                net.name,
-                net.net_type.as_str(),
-                net.interface,
-                net.subnet.map(|s| s.to_string()),
-                net.subnet6.map(|s| s.to_string()),
-                net.gateway.map(|a| a.to_string()),
-                net.gateway6.map(|a| a.to_string()),
-                net.nat,
-                net.icc,
-                net.internal,
-                net.antispoof
+                origin.predefined,
+                origin.subnet_from_pool,
+                origin.subnet6_from_pool
             ],
         )?;
+        tx.commit()?;
         Ok(())
+    }
+
+    /// Where each network's blocks came from, by network id.
+    pub fn network_origins(&self) -> Result<HashMap<String, NetworkOrigin>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, predefined, subnet_from_pool, subnet6_from_pool FROM networks")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    NetworkOrigin {
+                        predefined: r.get(1)?,
+                        subnet_from_pool: r.get(2)?,
+                        subnet6_from_pool: r.get(3)?,
+                    },
+                ))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    /// Changes the interface a network's NAT goes out of (`public` follows
+    /// the host's default route).
+    pub fn set_network_nat(&mut self, id: &str, nat: Option<&str>) -> Result<()> {
+        self.conn
+            .execute("UPDATE networks SET nat = ?2 WHERE id = ?1", params![id, nat])?;
+        Ok(())
+    }
+
+    /// A setting celld keeps (see [`crate::migrations`]), if set.
+    pub fn setting(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Sets `key` to `value` unless it is set already, and returns the value
+    /// kept: the first writer wins, so a value drawn at random is drawn once.
+    pub fn setting_or_insert(&mut self, key: &str, value: &str) -> Result<String> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO settings (key, value) VALUES (?1, ?2)",
+            params![key, value],
+        )?;
+        Ok(self
+            .setting(key)?
+            .expect("the setting was just written or was there"))
     }
 
     /// All networks, oldest first.
@@ -246,7 +330,8 @@ impl Store {
         Ok(())
     }
 
-    /// Marks a network for removal, so that it takes no new endpoints.
+    /// Marks a network for removal, so that it takes no new endpoints; a
+    /// predefined network is never marked.
     /// With `only_if_unused`, only a network without endpoints is marked
     /// (prune: the check and the mark are one statement). Returns whether
     /// it was marked (false: gone, or in use).
@@ -257,7 +342,8 @@ impl Store {
             ""
         };
         Ok(self.conn.execute(
-            &format!("UPDATE networks SET removing = 1 WHERE id = ?1 {unused}"),
+            // celld's own networks (`public`) are never removed.
+            &format!("UPDATE networks SET removing = 1 WHERE id = ?1 AND predefined = 0 {unused}"),
             [id],
         )? > 0)
     }
@@ -686,5 +772,41 @@ mod tests {
         }
         store.mark_endpoint_detaching("e00000000002").unwrap();
         assert_eq!(store.endpoints_being_detached().unwrap(), vec!["e00000000002"]);
+    }
+
+    #[test]
+    fn origins_settings_and_nat_are_kept() {
+        let mut store = Store::open_in_memory().unwrap();
+        let public = bridge("0123456789ab", "public", "cellpub");
+        let origin = NetworkOrigin {
+            predefined: true,
+            subnet_from_pool: true,
+            subnet6_from_pool: false,
+        };
+        store.insert_network_with_origin(&public, origin).unwrap();
+        store
+            .insert_network(&bridge("ba9876543210", "mine", "cell0"))
+            .unwrap();
+        let origins = store.network_origins().unwrap();
+        assert_eq!(origins["0123456789ab"], origin);
+        assert_eq!(origins["ba9876543210"], NetworkOrigin::default());
+        // A predefined network is never marked for removal, pruned or not;
+        // the positive control: the other one is.
+        assert!(!store.mark_network_removing("0123456789ab", false).unwrap());
+        assert!(!store.mark_network_removing("0123456789ab", true).unwrap());
+        assert!(store.mark_network_removing("ba9876543210", true).unwrap());
+        store.set_network_nat("0123456789ab", None).unwrap();
+        assert_eq!(store.network_by_name("public").unwrap().unwrap().nat, None);
+        store.set_network_nat("0123456789ab", Some("em0")).unwrap();
+        assert_eq!(
+            store.network_by_name("public").unwrap().unwrap().nat.as_deref(),
+            Some("em0")
+        );
+        assert_eq!(store.setting("pool6").unwrap(), None);
+        assert_eq!(store.setting_or_insert("pool6", "a").unwrap(), "a");
+        assert_eq!(store.setting_or_insert("pool6", "b").unwrap(), "a");
+        // A failed insert (a taken name) records no origin either.
+        assert!(store.insert_network_with_origin(&public, origin).is_err());
+        assert_eq!(store.networks().unwrap().len(), 2);
     }
 }

@@ -83,6 +83,10 @@ struct Config {
     /// The network stack of containers created without `-S`: `ipv4`,
     /// `ipv6` or `dual` (the default).
     stack: Option<String>,
+    /// The IPv4 pool networks without `--subnet` are carved from.
+    pool: Option<String>,
+    /// The IPv6 pool (`--subnet6 auto`).
+    pool6: Option<String>,
 }
 
 fn main() {
@@ -145,6 +149,17 @@ fn run(args: Args) -> Result<()> {
             .parse()
             .map_err(|e: cell_core::CoreError| anyhow::anyhow!("invalid config key stack: {e}"))?,
         None => Default::default(),
+    let pools = cell_engine::pools::PoolConfig {
+        pool: config
+            .pool
+            .as_deref()
+            .map(cell_core::pool::parse_pool)
+            .transpose()?,
+        pool6: config
+            .pool6
+            .as_deref()
+            .map(cell_core::pool::parse_pool6)
+            .transpose()?,
     };
     // Before anything is created, so a refused daemon leaves no trace.
     let root =
@@ -175,6 +190,7 @@ fn run(args: Args) -> Result<()> {
             log_limits,
             port_range,
             stack,
+            pools,
         },
         backends,
     )?;

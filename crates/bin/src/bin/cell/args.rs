@@ -281,6 +281,29 @@ pub enum NetworkCommand {
         /// Container (name, id or id prefix).
         container: String,
     },
+    /// Show the pools and each network's block and address map (potnet's
+    /// show): network, gateway, every taken address with its container,
+    /// broadcast, and how many addresses are free.
+    Show {
+        /// Output format: text, json (for scripts) or dot (a Graphviz
+        /// picture of host interfaces, networks, containers, NAT and
+        /// published ports: `cell network show --format dot | dot -Tsvg`).
+        #[arg(long, value_enum, default_value_t = TopologyFormat::Text)]
+        format: TopologyFormat,
+        /// Only this network (name or id).
+        network: Option<String>,
+    },
+}
+
+/// The formats of `network show`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TopologyFormat {
+    /// Lines for people.
+    Text,
+    /// One JSON object.
+    Json,
+    /// A Graphviz graph.
+    Dot,
 }
 
 #[derive(Args)]
@@ -296,12 +319,19 @@ pub struct NetworkCreateArgs {
     /// interface.
     #[arg(short = 'i', long = "interface", value_name = "IFNAME")]
     pub interface: Option<String>,
-    /// The IPv4 subnet containers get addresses from.
+    /// The IPv4 subnet containers get addresses from (default: the next
+    /// free /24 of celld's pool).
     #[arg(long, value_name = "CIDR")]
     pub subnet: Option<String>,
-    /// The IPv6 subnet containers get addresses from.
-    #[arg(long, value_name = "CIDR")]
+    /// The IPv6 subnet containers get addresses from, or auto for the next
+    /// free /64 of celld's pool6.
+    #[arg(long, value_name = "CIDR|auto")]
     pub subnet6: Option<String>,
+    /// Without --subnet, a bridge network takes the smallest block of
+    /// celld's pool that holds N containers beside its network, gateway and
+    /// broadcast addresses (pot's -S N: 4 gives a /29). Default: a /24.
+    #[arg(long, value_name = "N")]
+    pub size: Option<u32>,
     /// The IPv4 default gateway of vnet containers: auto (the first address
     /// of the subnet), none, or an address. Default: auto on bridge networks.
     #[arg(long = "gw", value_name = "auto|none|IP")]

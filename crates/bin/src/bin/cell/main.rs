@@ -12,7 +12,7 @@ mod terminal;
 use anyhow::{Result, bail};
 use args::{
     Cli, Command, ContainerCommand, CreateArgs, ImageCommand, ListFormat, ListOutput, NetworkCommand,
-    NetworkCreateArgs, PortArgs, PortCommand, SessionArgs, ShowFormat,
+    NetworkCreateArgs, PortArgs, PortCommand, SessionArgs, ShowFormat, TopologyFormat,
 };
 use cell_core::error::one_line;
 use clap::Parser;
@@ -498,6 +498,7 @@ fn create_network_body(args: &NetworkCreateArgs) -> Value {
         "interface": args.interface,
         "subnet": args.subnet,
         "subnet6": args.subnet6,
+        "size": args.size,
         "gateway": args.gateway,
         "gateway6": args.gateway6,
         "nat": args.nat,
@@ -585,6 +586,25 @@ async fn network(client: &Client, cmd: NetworkCommand) -> Result<i32> {
                 )
                 .await?;
             println!("{}", id_of(&endpoint));
+        }
+        NetworkCommand::Show { format, network } => {
+            let path = match &network {
+                Some(network) => format!("/topology?network={}", seg(network)),
+                None => "/topology".to_string(),
+            };
+            let topology = client.call(Method::GET, &path, None).await?;
+            match format {
+                TopologyFormat::Json => print_json(&topology),
+                TopologyFormat::Text | TopologyFormat::Dot => {
+                    let parsed: cell_core::topology::Topology = serde_json::from_value(topology)
+                        .map_err(|e| anyhow::anyhow!("celld sent a topology this cell cannot read: {e}"))?;
+                    if format == TopologyFormat::Dot {
+                        print!("{}", cell_core::topology::render_dot(&parsed));
+                    } else {
+                        print!("{}", cell_core::topology::render_text(&parsed));
+                    }
+                }
+            }
         }
         NetworkCommand::Disconnect { network, container } => {
             client
@@ -735,6 +755,17 @@ mod tests {
                 icc: Some(true),
                 internal: true,
                 antispoof: Some(false),
+                size: None,
+            }
+        );
+        assert_eq!(
+            network_request("cell network create -t bridge --size 4 --subnet6 auto p"),
+            CreateNetwork {
+                name: "p".into(),
+                net_type: some("bridge"),
+                subnet6: some("auto"),
+                size: Some(4),
+                ..Default::default()
             }
         );
     }
