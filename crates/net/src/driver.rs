@@ -781,7 +781,9 @@ pub fn repair_endpoint(
 }
 
 /// Rebuilds cell's tables in one transaction: the tables are deleted and
-/// made again with every element `networks` and `endpoints` need. Elements
+/// made again with every element `networks` and `endpoints` need (and
+/// `netdev cell`, whose per-bridge chains [`setup_network_links`] makes
+/// again, is deleted). Elements
 /// of things that no longer exist vanish with the old tables; traffic of
 /// the others is never unfiltered, as the kernel swaps the whole batch at
 /// once.
@@ -809,6 +811,11 @@ pub fn restore_firewall_with_ports(
         elements.extend(endpoint_elements(net, ep)?);
     }
     let mut cmds = ruleset::delete_table_commands();
+    // The bridges' [::1] chains go too: setup_network_links, which
+    // follows at celld's start, makes those of the networks that exist.
+    let netdev = serde_json::json!({"family": ruleset::FAMILY_NETDEV, "name": ruleset::TABLE});
+    cmds.push(serde_json::json!({"add": {"table": netdev.clone()}}));
+    cmds.push(serde_json::json!({"delete": {"table": netdev}}));
     cmds.extend(ruleset::base_commands());
     cmds.extend(ruleset::add_elements(&elements));
     firewall.apply(&ruleset::batch(cmds))

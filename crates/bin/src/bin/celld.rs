@@ -149,6 +149,7 @@ fn run(args: Args) -> Result<()> {
             .parse()
             .map_err(|e: cell_core::CoreError| anyhow::anyhow!("invalid config key stack: {e}"))?,
         None => Default::default(),
+    };
     let pools = cell_engine::pools::PoolConfig {
         pool: config
             .pool
