@@ -518,3 +518,54 @@ fn status_says_whether_an_add_would_work() {
     sb.cni("STATUS", &nat_nowhere, "", "", None)
         .error(50, "default route");
 }
+
+#[test]
+fn port_mappings_reach_the_pod_from_outside_from_the_node_and_from_pods() {
+    require_root!();
+    let sb = Sandbox::new();
+    let mut conf = conf(
+        &sb,
+        json!({"subnet": "10.88.0.0/24", "capabilities": {"portMappings": true}}),
+    );
+    conf["runtimeConfig"] =
+        json!({"portMappings": [{"hostPort": 8888, "containerPort": WEB, "protocol": "tcp"}]});
+    let (p1, p2) = (sb.pod("web"), sb.pod("client"));
+    sb.cni("ADD", &conf, "web", "eth0", Some(&p1)).ok();
+    sb.serve("web");
+    let plain = common::conf(&sb, json!({"subnet": "10.88.0.0/24"}));
+    sb.cni("ADD", &plain, "client", "eth0", Some(&p2)).ok();
+
+    let upstream = "ip netns exec upstream";
+    assert_eq!(
+        sb.who_at(upstream, HOST4, 8888).as_deref(),
+        Some(UPSTREAM4),
+        "from outside, as itself"
+    );
+    assert!(sb.who_at("", HOST4, 8888).is_some(), "from the node");
+    assert!(
+        sb.who_at("", "127.0.0.1", 8888).is_some(),
+        "from the node's 127.0.0.1"
+    );
+    assert!(
+        sb.who_at("ip netns exec client", HOST4, 8888).is_some(),
+        "from a pod (hairpin)"
+    );
+    assert!(sb.nft_elements().iter().any(|e| e.starts_with("ports4_addr")));
+
+    // A second pod may not take the same host port: refused, nothing made.
+    let p3 = sb.pod("web2");
+    let links = sb.link_names();
+    sb.cni("ADD", &conf, "web2", "eth0", Some(&p3))
+        .error(105, "host port 8888/tcp is already forwarded to container web");
+    assert_eq!(sb.link_names(), links);
+    assert_eq!(
+        sb.who_at(upstream, HOST4, 8888).as_deref(),
+        Some(UPSTREAM4),
+        "still the first pod's"
+    );
+
+    // DEL takes the forward with it, whatever the runtime passes.
+    sb.cni("DEL", &plain, "web", "eth0", Some(&p1)).ok();
+    assert_eq!(sb.who_at(upstream, HOST4, 8888), None, "gone with the pod");
+    assert!(!sb.nft_elements().iter().any(|e| e.starts_with("ports4")));
+}

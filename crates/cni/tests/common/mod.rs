@@ -199,6 +199,16 @@ impl Sandbox {
         self.sh(&format!("ip netns exec {name} sh -c '{script}'"))
     }
 
+    /// Starts the "who am I" web server in pod `name` on [`WEB`].
+    pub fn serve(&self, name: &str) {
+        let www = self.dir.path().join("www");
+        self.sh_ok(&format!(
+            "ip netns exec {name} busybox httpd -p {WEB} -h {}",
+            www.display()
+        ));
+        self.wait_listening(&format!("ip netns exec {name}"), WEB);
+    }
+
     pub fn in_pod_ok(&self, name: &str, script: &str) -> String {
         let out = self.in_pod(name, script);
         assert!(
@@ -213,15 +223,21 @@ impl Sandbox {
     /// it: `Some(peer address)`, or `None` when the connection fails
     /// within 2 s.
     pub fn who(&self, pod: &str, ip: &str) -> Option<String> {
+        self.who_at(&format!("ip netns exec {pod}"), ip, WEB)
+    }
+
+    /// The "who am I" answer of the web server at `ip`:`port` as a client
+    /// run behind `prefix` (`ip netns exec NS`, or empty for the sandbox's
+    /// host) gets it.
+    pub fn who_at(&self, prefix: &str, ip: &str, port: u16) -> Option<String> {
         let host = if ip.contains(':') {
             format!("[{ip}]")
         } else {
             ip.to_string()
         };
-        let out = self.in_pod(
-            pod,
-            &format!("busybox timeout 2 busybox wget -q -O- http://{host}:{WEB}/cgi-bin/who"),
-        );
+        let out = self.sh(&format!(
+            "{prefix} busybox timeout 2 busybox wget -q -O- http://{host}:{port}/cgi-bin/who"
+        ));
         let text = String::from_utf8_lossy(&out.stdout);
         // busybox httpd listens on IPv6 and shows IPv4 peers mapped and
         // bracketed: [::ffff:10.88.0.2].
@@ -305,14 +321,14 @@ impl Sandbox {
             .collect()
     }
 
-    /// Every element of every set of the plugin's tables, as `SET ELEMENT`.
+    /// Every element of every set and map of the plugin's tables, as `SET ELEMENT`.
     pub fn nft_elements(&self) -> Vec<String> {
         let ruleset: Value = serde_json::from_str(&self.sh_ok("nft -j list ruleset")).unwrap();
         ruleset["nftables"]
             .as_array()
             .into_iter()
             .flatten()
-            .filter_map(|o| o.get("set"))
+            .filter_map(|o| o.get("set").or_else(|| o.get("map")))
             .filter(|s| s["table"] == "cell_cni")
             .flat_map(|set| {
                 let name = set["name"].as_str().unwrap_or_default().to_string();
