@@ -83,18 +83,26 @@ pub struct Attachment {
 }
 
 /// One port mapping of `runtimeConfig.portMappings`.
+///
+/// The spec spells the keys `hostPort`, `containerPort`, `protocol`,
+/// `hostIP`; containerd's go-cni sends its Go struct's field names
+/// (`HostPort`, `ContainerPort`, `Protocol`, `HostIP`), which the
+/// reference plugins take because Go decodes JSON keys without regard to
+/// case. Both spellings are read.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PortMapping {
     /// The port on the host.
+    #[serde(alias = "HostPort")]
     pub host_port: u16,
     /// The port in the container.
+    #[serde(alias = "ContainerPort")]
     pub container_port: u16,
-    /// `tcp` (the default) or `udp`.
-    #[serde(default = "tcp")]
+    /// `tcp` (the default) or `udp`, in any case.
+    #[serde(default = "tcp", alias = "Protocol")]
     pub protocol: String,
     /// The host address it is reachable on; empty for all.
-    #[serde(default, rename = "hostIP")]
+    #[serde(default, rename = "hostIP", alias = "HostIP", alias = "hostIp")]
     pub host_ip: String,
 }
 
@@ -529,6 +537,16 @@ mod tests {
         assert_eq!(conf.port_mappings[0].host_port, 8080);
         assert_eq!(conf.port_mappings[0].protocol, Protocol::Tcp);
         assert_eq!(conf.port_mappings[0].host_ip, None);
+        // containerd's go-cni spelling.
+        let go_cni = parse(
+            json!({"cniVersion": "1.1.0", "name": "p", "subnet": "10.9.0.0/24",
+            "runtimeConfig": {"portMappings": [
+                {"HostPort": 8080, "ContainerPort": 80, "Protocol": "TCP", "HostIP": "10.0.0.1"}]}}),
+        )
+        .unwrap();
+        assert_eq!(go_cni.port_mappings[0].host_port, 8080);
+        assert_eq!(go_cni.port_mappings[0].protocol, Protocol::Tcp);
+        assert_eq!(go_cni.port_mappings[0].host_ip, Some("10.0.0.1".parse().unwrap()));
         assert_eq!(conf.network("net1", None).interface, "net1");
         let custom = parse(json!({"cniVersion": "1.0.0", "name": "lan", "network": "custom",
             "interface": "em0", "subnet": "192.0.2.0/24"}))
