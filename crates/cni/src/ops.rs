@@ -339,7 +339,16 @@ pub fn add(inv: &Invocation, conf: &NetConf) -> Result<Value> {
             }
             if first {
                 let (teardown, elements) = teardown_plan(&net, owns);
-                if let Err(e) = change_elements(&host.firewall, &[], &elements) {
+                // As after the last DEL: with no attachment left anywhere,
+                // the tables go too.
+                let none_left = state.all_endpoint_ids().is_ok_and(|ids| ids.is_empty());
+                let removed = if none_left {
+                    host.firewall
+                        .apply(&ruleset::batch(ruleset::delete_table_commands()))
+                } else {
+                    change_elements(&host.firewall, &[], &elements)
+                };
+                if let Err(e) = removed {
                     failures.push(cell_core::error::chain(&e));
                 }
                 if let Err(errors) = plan::apply_teardown(&teardown, host.kernel(), None) {

@@ -569,3 +569,64 @@ fn port_mappings_reach_the_pod_from_outside_from_the_node_and_from_pods() {
     assert_eq!(sb.who_at(upstream, HOST4, 8888), None, "gone with the pod");
     assert!(!sb.nft_elements().iter().any(|e| e.starts_with("ports4")));
 }
+
+#[test]
+fn a_dual_stack_bridge_carries_both_families_between_pods_and_out() {
+    require_root!();
+    let sb = Sandbox::new();
+    let conf = conf(&sb, json!({"subnet": "10.88.0.0/24", "subnet6": "fd00:88::/64"}));
+    let (p1, p2) = (sb.pod("pod1"), sb.pod("pod2"));
+    let result = sb.cni("ADD", &conf, "c1", "eth0", Some(&p1)).ok();
+    sb.cni("ADD", &conf, "c2", "eth0", Some(&p2)).ok();
+    assert_eq!(result["ips"][1]["address"], "fd00:88::2/64", "{result}");
+    assert_eq!(result["ips"][1]["gateway"], "fd00:88::1", "{result}");
+    assert!(
+        sb.in_pod_ok("pod1", "ip -6 route")
+            .contains("default via fd00:88::1 dev eth0")
+    );
+    sb.serve("pod2");
+    assert_eq!(
+        sb.who("pod1", "fd00:88::3").as_deref(),
+        Some("fd00:88::2"),
+        "pod to pod over IPv6"
+    );
+    assert_eq!(
+        sb.who("pod1", "10.88.0.3").as_deref(),
+        Some("10.88.0.2"),
+        "and over IPv4"
+    );
+    assert_eq!(
+        sb.who("pod1", UPSTREAM6).as_deref(),
+        Some("2001:db8:100::2"),
+        "NATed out over IPv6"
+    );
+    assert_eq!(sb.who("pod1", UPSTREAM4).as_deref(), Some(HOST4), "and over IPv4");
+}
+
+#[test]
+fn an_add_that_fails_half_way_undoes_everything_it_did() {
+    require_root!();
+    let sb = Sandbox::new();
+    let conf = conf(&sb, json!({"subnet": "10.88.0.0/24", "subnet6": "fd00:88::/64"}));
+    // IPv6 is off in this pod: the veth, the bridge and the elements are
+    // made before adding the IPv6 address fails.
+    let netns = sb.pod("pod1");
+    sb.in_pod_ok("pod1", "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6");
+    let answer = sb.cni("ADD", &conf, "c1", "eth0", Some(&netns));
+    answer.error(100, "failed to attach container c1 to network 'pods'");
+    sb.assert_nothing_left();
+    assert!(!sb.in_pod_ok("pod1", "ip -o link").contains("eth0"));
+
+    // With another pod on the network, the undo leaves the network alone.
+    let ok = sb.pod("pod2");
+    sb.cni("ADD", &conf, "c2", "eth0", Some(&ok)).ok();
+    let before = (sb.link_names(), sb.nft_elements(), sb.leases());
+    sb.cni("ADD", &conf, "c1", "eth0", Some(&netns))
+        .error(100, "failed to attach");
+    assert_eq!((sb.link_names(), sb.nft_elements(), sb.leases()), before);
+    assert_eq!(
+        sb.who("pod2", UPSTREAM4).as_deref(),
+        Some(HOST4),
+        "the other pod is untouched"
+    );
+}
