@@ -400,7 +400,7 @@ fn bad_calls_are_cni_errors_that_leave_nothing() {
             conf(&sb, json!({"subnet": "10.88.0.0/33"})),
             Some(netns.as_str()),
             7,
-            "malformed subnet '10.88.0.0/33'",
+            "invalid subnet '10.88.0.0/33'",
         ),
         (
             conf(&sb, json!({"subnet": "10.88.0.0/24", "network": "overlay"})),
