@@ -228,6 +228,7 @@ pub fn add(inv: &Invocation, conf: &NetConf) -> Result<Value> {
         .as_deref()
         .expect("Invocation requires CNI_NETNS for ADD");
     let requested = requested_ips(inv)?;
+    let previous = conf.prev_result.as_ref().map(AddResult::from_value).transpose()?;
     let container = open_netns(netns)?;
     let inside = container.kernel();
     let existing = inside.links.link_index(&inv.ifname).map_err(kernel(format!(
@@ -273,8 +274,10 @@ pub fn add(inv: &Invocation, conf: &NetConf) -> Result<Value> {
     let facts =
         HostFacts::gather(&host.links, &net).map_err(kernel("failed to look up the network's interface"))?;
     let bridge_missing = net.net_type == NetworkType::Bridge && !facts.has_link(&net.interface);
-    let first = others == 0 || record.is_none();
-    let set_up = first || bridge_missing;
+    // Only a first attachment's failure may take the network's host side
+    // with it; a missing record or bridge is set up again either way.
+    let first = others == 0;
+    let set_up = first || record.is_none() || bridge_missing;
     let owns = match net.net_type {
         NetworkType::Bridge if set_up => {
             record.as_ref().is_some_and(|r| r.owns_interface)
@@ -322,8 +325,8 @@ pub fn add(inv: &Invocation, conf: &NetConf) -> Result<Value> {
                     owns_interface: owns,
                 })?;
             }
-            let result = match &conf.prev_result {
-                Some(prev) => AddResult::from_value(prev)?.merge(result),
+            let result = match previous {
+                Some(previous) => previous.merge(result),
                 None => result,
             };
             Ok(result.render(&conf.cni_version))

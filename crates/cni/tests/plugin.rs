@@ -661,3 +661,25 @@ fn an_add_that_fails_half_way_undoes_everything_it_did() {
         "the other pod is untouched"
     );
 }
+
+#[test]
+fn a_previous_plugins_result_is_passed_on_with_ours_after_it() {
+    require_root!();
+    let sb = Sandbox::new();
+    let mut conf = conf(&sb, json!({"subnet": "10.88.0.0/24"}));
+    conf["prevResult"] = json!({"cniVersion": "1.1.0", "interfaces": [{"name": "lo0"}],
+        "ips": [], "dns": {"nameservers": ["10.0.0.10"]}});
+    let netns = sb.pod("pod1");
+    let result = sb.cni("ADD", &conf, "c1", "eth0", Some(&netns)).ok();
+    assert_eq!(result["interfaces"][0]["name"], "lo0", "{result}");
+    assert_eq!(result["interfaces"][3]["name"], "eth0", "{result}");
+    assert_eq!(result["ips"][0]["interface"], 3, "{result}");
+    assert_eq!(result["dns"]["nameservers"][0], "10.0.0.10", "{result}");
+    // A previous result that is not one is refused before anything is made.
+    let mut bad = conf.clone();
+    bad["prevResult"] = json!({"interfaces": "none"});
+    let other = sb.pod("pod2");
+    sb.cni("ADD", &bad, "c2", "eth0", Some(&other))
+        .error(6, "prevResult");
+    assert!(!sb.in_pod_ok("pod2", "ip -o link").contains("eth0"));
+}
