@@ -6,7 +6,10 @@ set -euo pipefail
 
 # gcc and libc6-dev: the traffic tests build a small static packet forger.
 # systemd: its systemd-analyze verifies the unit scripts/install.sh installs.
-packages=(busybox-static nftables libnftables-dev iproute2 util-linux procps gcc libc6-dev systemd)
+# iperf3, socat, netavark and iptables: scripts/bench-ports.sh (throughput, a
+# userland relay for contrast, netavark 1.4 with its iptables driver).
+packages=(busybox-static nftables libnftables-dev iproute2 util-linux procps gcc libc6-dev systemd
+    iperf3 socat netavark iptables)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

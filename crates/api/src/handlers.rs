@@ -18,6 +18,7 @@ use cell_core::limits::{BODY_MAX, parse_stop_timeout};
 use cell_engine::containers::{CreateContainer, DEFAULT_STOP_TIMEOUT};
 use cell_engine::execs::{Stdio, WindowSize};
 use cell_engine::networks::{ConnectRequest, CreateNetwork, DisconnectRequest};
+use cell_engine::ports::PortsRequest;
 use cell_engine::{Engine, EngineError};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -379,6 +380,28 @@ pub async fn disconnect_network(
     JsonBody(req): JsonBody<DisconnectRequest>,
 ) -> ApiResult {
     blocking(engine, move |e| e.disconnect(&reference, &req)).await
+}
+
+pub async fn container_ports(State(engine): Shared, _: NoQuery, Path(reference): Path<String>) -> ApiResult {
+    blocking(engine, move |e| e.container_ports(&reference)).await
+}
+
+pub async fn publish_ports(
+    State(engine): Shared,
+    _: NoQuery,
+    Path(reference): Path<String>,
+    JsonBody(req): JsonBody<PortsRequest>,
+) -> ApiResult {
+    blocking(engine, move |e| e.publish_ports(&reference, &req)).await
+}
+
+pub async fn unpublish_ports(
+    State(engine): Shared,
+    _: NoQuery,
+    Path(reference): Path<String>,
+    JsonBody(req): JsonBody<PortsRequest>,
+) -> ApiResult {
+    blocking(engine, move |e| e.unpublish_ports(&reference, &req)).await
 }
 
 #[cfg(test)]

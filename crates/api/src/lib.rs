@@ -126,7 +126,12 @@ pub fn router_with_sessions(
             get(inspect_network).delete(remove_network),
         )
         .route("/networks/{reference}/connect", post(connect_network))
-        .route("/networks/{reference}/disconnect", post(disconnect_network));
+        .route("/networks/{reference}/disconnect", post(disconnect_network))
+        .route(
+            "/containers/{reference}/ports",
+            get(container_ports).post(publish_ports),
+        )
+        .route("/containers/{reference}/ports/remove", post(unpublish_ports));
     with_json_errors(routes).with_state(ApiState {
         engine,
         shutdown,
@@ -179,6 +184,8 @@ mod tests {
             ("/networks/{reference}/disconnect", &["post"]),
             ("/version", &["get"]),
             ("/info", &["get"]),
+            ("/containers/{reference}/ports", &["get", "post"]),
+            ("/containers/{reference}/ports/remove", &["post"]),
         ] {
             assert!(paths.contains_key(path), "{path} missing from openapi.json");
             for method in methods {
@@ -196,6 +203,8 @@ mod tests {
             "Info",
             "Stdio",
             "WindowSize",
+            "PortsRequest",
+            "PortLine",
         ] {
             assert!(
                 doc["components"]["schemas"].get(schema).is_some(),
@@ -229,6 +238,10 @@ mod tests {
             (
                 "Stdio",
                 serde_json::to_value(cell_engine::execs::Stdio::default()),
+            ),
+            (
+                "PortsRequest",
+                serde_json::to_value(cell_engine::ports::PortsRequest::default()),
             ),
         ] {
             assert_eq!(

@@ -409,12 +409,168 @@ row!(unknown_param, |sb| {
 });
 
 row!(port_out_of_range, |sb| {
+    with_network(sb);
+    port_refused(
+        sb,
+        "70000",
+        "invalid port spec '70000': '70000' is not a host port (1-65535)",
+    );
+});
+
+// Issue 8: every bad `-p`. Each row refuses one spec on a container that
+// could publish (ipnet on a bridge network), then publishes 8080 the same
+// way (the positive control).
+
+/// `create -n net -p SPEC` is refused naming `needle`; `-p 8080` is not.
+fn port_refused(sb: &Sandbox, spec: &str, needle: &str) {
+    cli_refuses(sb, &["create", "-n", "net", "-p", spec, "busybox"], needle);
+    sb.ok(&["create", "-n", "net", "-p", "8080", "busybox"]);
+}
+
+row!(port_zero_as_container_port, |sb| {
+    with_network(sb);
+    port_refused(sb, "80:0", "'0' is not a container port");
+});
+
+row!(port_not_a_number, |sb| {
+    with_network(sb);
+    port_refused(sb, "abc", "invalid port spec 'abc': 'abc' is not a host port");
+});
+
+row!(port_ranges_of_different_sizes, |sb| {
+    with_network(sb);
+    port_refused(
+        sb,
+        "8000-8010:9000-9005",
+        "the host ports 8000-8010 and the container ports 9000-9005 differ in number",
+    );
+});
+
+row!(port_range_backwards, |sb| {
+    with_network(sb);
+    port_refused(sb, "9000-8000", "the host port range '9000-8000' is backwards");
+});
+
+row!(port_unknown_protocol, |sb| {
+    with_network(sb);
+    port_refused(sb, "80/sctp", "unknown protocol 'sctp'");
+});
+
+row!(port_malformed_host_address, |sb| {
+    with_network(sb);
+    port_refused(sb, "1.2.3:80:80", "'1.2.3' is not an IPv4 address");
+});
+
+row!(port_on_an_address_the_host_does_not_hold, |sb| {
+    with_network(sb);
+    port_refused(
+        sb,
+        "192.0.2.9:80:80",
+        "cannot publish on 192.0.2.9: it is not an address of this host",
+    );
+});
+
+row!(port_already_published, |sb| {
+    with_network(sb);
+    sb.ok(&["create", "--name", "a", "-n", "net", "-p", "8080:80", "busybox"]);
     cli_refuses(
         sb,
-        &["create", "-l", "ipnet", "-p", "70000", "busybox"],
-        "'70000' is not a port number",
+        &["create", "-n", "net", "-p", "8080:81", "busybox"],
+        "host port 8080/tcp is already published by container 'a'",
     );
-    sb.ok(&["create", "-l", "ipnet", "-p", "8080", "busybox"]);
+    cli_refuses(
+        sb,
+        &["port", "add", "a", "8080/tcp"],
+        "host port 8080/tcp is already published by container 'a'",
+    );
+    sb.ok(&["create", "-n", "net", "-p", "8081:80", "busybox"]);
+});
+
+row!(port_a_host_process_listens_on, |sb| {
+    with_network(sb);
+    sb.sh_ok("busybox nc -l -p 18091 >/dev/null 2>&1 </dev/null & echo started");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !sb.sh_ok("busybox netstat -ltn").contains(":18091 ") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the host's listener never listened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    port_refused(
+        sb,
+        "18091:80",
+        "host port 18091/tcp is in use by a process of the host",
+    );
+});
+
+row!(port_with_host_or_disabled_driver, |sb| {
+    cli_refuses(
+        sb,
+        &["create", "-p", "8080", "busybox"],
+        "cannot publish ports of a container using the 'host' network driver",
+    );
+    cli_refuses(
+        sb,
+        &["create", "-l", "disabled", "-p", "8080", "busybox"],
+        "cannot publish ports of a container using the 'disabled' network driver",
+    );
+    with_network(sb);
+    sb.ok(&["create", "-n", "net", "-p", "8080", "busybox"]);
+});
+
+row!(port_of_a_custom_only_container, |sb| {
+    sb.sh_ok("ip link add em9 type veth peer name em9peer && ip link set em9 up");
+    sb.ok(&[
+        "network",
+        "create",
+        "-t",
+        "custom",
+        "-i",
+        "em9",
+        "--subnet",
+        "192.168.77.0/24",
+        "lan",
+    ]);
+    cli_refuses(
+        sb,
+        &["create", "-n", "lan", "-p", "8080", "busybox"],
+        "its only networks are custom (macvlan) networks, where it serves on its own LAN address",
+    );
+    with_network(sb);
+    sb.ok(&["create", "-n", "lan", "-n", "net", "-p", "8080", "busybox"]);
+});
+
+row!(port_on_an_internal_network, |sb| {
+    sb.ok(&[
+        "network",
+        "create",
+        "-t",
+        "bridge",
+        "--subnet",
+        "10.8.0.0/24",
+        "--internal",
+        "inner",
+    ]);
+    cli_refuses(
+        sb,
+        &["create", "-n", "inner", "-p", "8080", "busybox"],
+        "network 'inner' is internal",
+    );
+    with_network(sb);
+    sb.ok(&["create", "-n", "net", "-p", "8080", "busybox"]);
+});
+
+row!(port_rm_of_a_port_not_published, |sb| {
+    with_network(sb);
+    sb.ok(&["create", "--name", "a", "-n", "net", "-p", "8080:80", "busybox"]);
+    cli_refuses(
+        sb,
+        &["port", "rm", "a", "9090"],
+        "container 'a' does not publish '9090'",
+    );
+    cli_refuses(sb, &["port", "add", "a", "80:0"], "'0' is not a container port");
+    sb.ok(&["port", "rm", "a", "8080"]);
 });
 
 row!(unknown_driver, |sb| {

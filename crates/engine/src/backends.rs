@@ -1,8 +1,9 @@
 //! What the engine acts through, passed in by its caller: the network
-//! kernel ([`cell_net::NetKernel`]), the process runtime ([`Runtime`]) and
-//! the clock ([`Clock`]). `celld` wires the real ones ([`Backends::linux`]);
-//! tests wire [`cell_net::FakeNetKernel`], [`FakeRuntime`] and
-//! [`FixedClock`], so every use case and its failure paths run without
+//! kernel ([`cell_net::NetKernel`]), the process runtime ([`Runtime`]), the
+//! clock ([`Clock`]) and the host's ports ([`crate::host_ports::HostPorts`]).
+//! `celld` wires the real ones ([`Backends::linux`]); tests wire
+//! [`cell_net::FakeNetKernel`], [`FakeRuntime`], [`FixedClock`] and
+//! [`crate::FakeHostPorts`], so every use case and its failure paths run without
 //! root.
 
 use cell_runtime::RuntimeError;
@@ -23,6 +24,9 @@ pub struct Backends {
     pub runtime: Arc<dyn Runtime>,
     /// The time of creation of images, containers and execs.
     pub clock: Arc<dyn Clock>,
+    /// The host's ports: where automatic ones come from, and the sockets
+    /// that hold published ones.
+    pub ports: Arc<dyn crate::host_ports::HostPorts>,
 }
 
 impl Backends {
@@ -34,6 +38,7 @@ impl Backends {
             net: Arc::new(cell_net::LinuxNetKernel::new()?),
             runtime: Arc::new(ShimRuntime { shim_exe }),
             clock: Arc::new(SystemClock),
+            ports: Arc::new(crate::host_ports::SocketHostPorts),
         })
     }
 }

@@ -8,7 +8,6 @@ use cell_core::env::validate_env;
 use cell_core::ids::{new_id, random_name, validate_name};
 use cell_core::model::{Container, Exec, NetworkDriver};
 use cell_core::params::validate_param;
-use cell_core::port::PortSpec;
 use cell_runtime::spec::{RootfsSpec, Stdio, Target};
 use cell_store::ExecRecord;
 use serde::{Deserialize, Serialize};
@@ -74,11 +73,7 @@ impl Engine {
             None if req.networks.is_empty() => NetworkDriver::Host,
             None => NetworkDriver::Ipnet,
         };
-        let ports = req
-            .ports
-            .iter()
-            .map(|p| p.parse::<PortSpec>())
-            .collect::<Result<Vec<_>, _>>()?;
+        let ports = crate::ports::parse_specs(&req.ports)?;
         if !ports.is_empty() {
             cell_net::container_driver::container_driver(driver).check_publish()?;
         }
@@ -105,8 +100,21 @@ impl Engine {
         {
             return Err(CoreError::conflict(format!("container name '{name}' is already in use")).into());
         }
+        if !ports.is_empty() {
+            crate::ports::check_publishable(&name, &networks, &ports)?;
+            // A trial claim of the fixed ports, given up at once, so that a
+            // taken or foreign host port is refused before the image is
+            // built; the real claim is made with the row, under the
+            // store's writer.
+            let fixed: Vec<_> = ports
+                .iter()
+                .filter(|p| p.host_port != cell_core::port::AUTO_PORT)
+                .cloned()
+                .collect();
+            drop(self.claim_ports(&*self.read()?, &fixed)?);
+        }
         let image = self.image_for_run(&req.image)?;
-        let container = Container {
+        let mut container = Container {
             id: new_id(),
             name: name.clone(),
             image_id: image.id,
@@ -125,7 +133,13 @@ impl Engine {
             pid: None,
             exit_code: None,
         };
-        self.insert_container_with_endpoints(&container, &networks, req.ip.as_deref(), req.ip6.as_deref())?;
+        let held = self.insert_container_with_endpoints(
+            &mut container,
+            &networks,
+            req.ip.as_deref(),
+            req.ip6.as_deref(),
+        )?;
+        self.keep_reservations(&container.id, held);
         Ok(container)
     }
 
@@ -303,6 +317,7 @@ impl Engine {
                 tracing::warn!("failed to remove {}: {e}", path.display());
             }
         }
+        self.release_reservations(&container.id, None);
         self.container_locks
             .lock()
             .unwrap_or_else(|e| e.into_inner())

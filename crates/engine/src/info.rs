@@ -197,11 +197,16 @@ mod tests {
                 root: dir.path().join("root"),
                 busybox: "/nonexistent/busybox".into(),
                 log_limits: Default::default(),
+                port_range: None,
             },
             Backends {
                 net: Arc::new(cell_net::FakeNetKernel::new()),
                 runtime: Arc::new(FakeRuntime::new()),
                 clock: Arc::new(FixedClock::at(chrono::DateTime::UNIX_EPOCH)),
+                ports: Arc::new(crate::FakeHostPorts::new(cell_core::port::PortRange {
+                    start: 40000,
+                    end: 40099,
+                })),
             },
         )
         .unwrap();

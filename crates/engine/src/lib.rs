@@ -3,7 +3,8 @@
 //! [`Engine`] is what `celld` serves: images ([`images`]), containers and
 //! their execution instances ([`containers`], [`execs`]) and their output
 //! ([`logs`]), networks and the
-//! endpoints that attach containers to them ([`networks`]). Every use case
+//! endpoints that attach containers to them ([`networks`]), published
+//! ports ([`ports`], held on the host through [`host_ports`]). Every use case
 //! checks its input first, records intent in the store, then acts on the
 //! system through the backends its caller passed in ([`Backends`]: the
 //! network kernel, the process runtime, the clock), undoing what it did if a
@@ -16,15 +17,18 @@ pub mod backends;
 pub mod containers;
 mod error;
 pub mod execs;
+pub mod host_ports;
 pub mod images;
 pub mod info;
 pub mod logs;
 mod lookup;
 pub mod networks;
+pub mod ports;
 pub mod reconcile;
 
 pub use backends::{Backends, Clock, FakeRuntime, FixedClock, Runtime, ShimRuntime, SystemClock};
 pub use error::{EngineError, Result};
+pub use host_ports::{FakeHostPorts, HostPorts, SocketHostPorts};
 
 use cell_net::NetKernel;
 use cell_store::Store;
@@ -43,6 +47,9 @@ pub struct EngineConfig {
     pub busybox: PathBuf,
     /// How much output each process's supervisor keeps on disk.
     pub log_limits: cell_runtime::spec::LogLimits,
+    /// Where automatic host ports of published ports come from; the
+    /// kernel's ephemeral range when absent (`port_range` in celld.toml).
+    pub port_range: Option<cell_core::port::PortRange>,
 }
 
 /// The use cases of cell over one state directory.
@@ -61,6 +68,12 @@ pub struct Engine {
     net: Arc<dyn NetKernel>,
     runtime: Arc<dyn Runtime>,
     clock: Arc<dyn Clock>,
+    host_ports: Arc<dyn host_ports::HostPorts>,
+    /// The bound sockets that hold each container's published host ports,
+    /// for as long as the container exists ([`ports`]).
+    reservations: Mutex<HashMap<String, Vec<(cell_core::port::PortSpec, host_ports::Reservation)>>>,
+    /// Where the search for the next automatic host port starts.
+    next_auto_port: Mutex<u16>,
     writer: Mutex<Store>,
     readers: Mutex<Vec<Store>>,
     db: PathBuf,
@@ -117,6 +130,9 @@ impl Engine {
             net: backends.net,
             runtime: backends.runtime,
             clock: backends.clock,
+            host_ports: backends.ports,
+            reservations: Mutex::default(),
+            next_auto_port: Mutex::new(0),
             writer: Mutex::new(store),
             readers: Mutex::default(),
             db,

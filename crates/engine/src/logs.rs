@@ -413,11 +413,16 @@ mod tests {
                     root: dir.path().join("root"),
                     busybox: "/nonexistent/busybox".into(),
                     log_limits: limits,
+                    port_range: None,
                 },
                 Backends {
                     net: Arc::new(cell_net::FakeNetKernel::new()),
                     runtime: runtime.clone(),
                     clock: Arc::new(SystemClock),
+                    ports: Arc::new(crate::FakeHostPorts::new(cell_core::port::PortRange {
+                        start: 40000,
+                        end: 40099,
+                    })),
                 },
             )
             .unwrap();

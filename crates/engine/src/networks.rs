@@ -367,7 +367,14 @@ impl Engine {
         let context = || format!("failed to remove endpoint {}", ep.id);
         self.store().mark_endpoint_detaching(&ep.id).context(context)?;
         self.detach_endpoint(network, ep)?;
-        self.store().delete_endpoint(&ep.id).context(context)
+        self.store().delete_endpoint(&ep.id).context(context)?;
+        // Its container's published ports may have targeted this endpoint:
+        // they now go to the next network that can take them, if any.
+        let container = self.find_container(&ep.container_id)?;
+        if container.running && !container.public_ports.is_empty() {
+            self.add_forwards(&container, &container.public_ports)?;
+        }
+        Ok(())
     }
 
     /// The networks a new container asks for, checked against its driver
@@ -404,19 +411,28 @@ impl Engine {
         Ok(networks)
     }
 
-    /// Records a new container with its endpoints in one go: if an address
-    /// cannot be had, the container is not recorded either.
+    /// Records a new container with its endpoints and published ports in
+    /// one go: if an address or a port cannot be had, the container is not
+    /// recorded either. Automatic host ports are chosen here, under the same
+    /// hold of the store, and `container.public_ports` gets the chosen
+    /// ones; the reservations are returned for the caller to keep.
     pub(crate) fn insert_container_with_endpoints(
         &self,
-        container: &Container,
+        container: &mut Container,
         networks: &[Network],
         ip: Option<&str>,
         ip6: Option<&str>,
-    ) -> Result<()> {
+    ) -> Result<Vec<(cell_core::port::PortSpec, crate::host_ports::Reservation)>> {
         let mut store = self.store();
+        let claimed = self.claim_ports(&store, &container.public_ports)?;
+        container.public_ports = claimed.ports;
+        let container = &*container;
         store.insert_container(container).map_err(|e| {
-            if e.is_constraint_violation() {
+            let name_taken = || matches!(store.container_by_name(&container.name), Ok(Some(_)));
+            if e.is_constraint_violation() && name_taken() {
                 CoreError::conflict(format!("container name '{}' is already in use", container.name)).into()
+            } else if e.is_constraint_violation() {
+                crate::ports::port_store_error(e, &container.name)
             } else {
                 EngineError::Store {
                     context: format!("failed to record container {}", container.name),
@@ -438,7 +454,7 @@ impl Engine {
                 return Err(EngineError::with_undo(e, undo.into_iter().collect()));
             }
         }
-        Ok(())
+        Ok(claimed.held)
     }
 
     /// Makes a starting container's network namespace and attaches its
@@ -527,9 +543,42 @@ impl Engine {
             )
         };
         let opened = std::time::Instant::now();
+        // The container's published ports that target this endpoint go in
+        // the same transaction as its other elements.
+        let forwards =
+            cell_net::ports::forwards_of(ep, &self.forwards(&container.id, &container.public_ports)?);
         let netns = self.net.open_netns(&path).context(context)?;
         tracing::debug!(container = %container.name, open_us = opened.elapsed().as_micros(), "entered netns");
-        driver::attach(self.host(), netns.kernel(), network, ep, container.network_driver).context(context)
+        driver::attach_with_ports(
+            self.host(),
+            netns.kernel(),
+            network,
+            ep,
+            container.network_driver,
+            &forwards,
+        )
+        .context(context)
+    }
+
+    /// The forwards of a container's published ports that target `ep`,
+    /// for its detach. A store that cannot be read gives none: the detach
+    /// goes on, and celld's next start rebuilds the maps from the store.
+    fn forwards_to(&self, ep: &Endpoint) -> Vec<cell_net::ports::PortForward> {
+        let all = self
+            .read()
+            .and_then(|store| {
+                store
+                    .ports_of_container(&ep.container_id)
+                    .context(|| format!("failed to read the ports of {}", ep.container_id))
+            })
+            .and_then(|ports| self.forwards(&ep.container_id, &ports));
+        match all {
+            Ok(all) => cell_net::ports::forwards_of(ep, &all),
+            Err(e) => {
+                tracing::warn!(container = %ep.container_id, "{e}");
+                Vec::new()
+            }
+        }
     }
 
     /// Detaches an endpoint's kernel objects, if it has any; the row stays.
@@ -543,7 +592,8 @@ impl Engine {
             None
         };
         let inside = netns.as_ref().map(|ns| ns.kernel().links);
-        driver::detach(self.host(), inside, network, ep).context(|| {
+        let forwards = self.forwards_to(ep);
+        driver::detach_with_ports(self.host(), inside, network, ep, &forwards).context(|| {
             format!(
                 "failed to detach container {} from network {}",
                 ep.container_id, network.name

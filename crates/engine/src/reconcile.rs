@@ -21,6 +21,7 @@ impl Engine {
         self.reconcile_execs()?;
         self.finish_interrupted_removals()?;
         self.restore_networks()?;
+        self.restore_reservations()?;
         self.remove_leftover_state()
     }
 
@@ -145,8 +146,21 @@ impl Engine {
             })
             .collect();
         let pairs: Vec<(&Network, &Endpoint)> = live.iter().map(|(n, e, _)| (*n, *e)).collect();
+        // The published ports of running containers, to the endpoints they
+        // have now.
+        let mut forwards = Vec::new();
+        for container in running.iter().filter(|c| !c.public_ports.is_empty()) {
+            let theirs = live
+                .iter()
+                .filter(|(_, _, c)| c.id == container.id)
+                .map(|(n, e, _)| (*n, *e));
+            forwards.extend(cell_net::ports::container_forwards(
+                theirs,
+                &container.public_ports,
+            ));
+        }
         let host = self.net.host();
-        driver::restore_firewall(host.firewall, &networks, &pairs)
+        driver::restore_firewall_with_ports(host.firewall, &networks, &pairs, &forwards)
             .context(|| "failed to restore cell's nftables tables".into())?;
         for network in &networks {
             if let Err(e) = driver::setup_network_links(host, network) {

@@ -19,6 +19,7 @@ struct World {
     dir: tempfile::TempDir,
     net: Arc<FakeNetKernel>,
     runtime: Arc<FakeRuntime>,
+    ports: Arc<crate::FakeHostPorts>,
     engine: Arc<Engine>,
 }
 
@@ -39,19 +40,26 @@ impl World {
         std::fs::write(rootfs.join("bin/sh"), "#!/bin/true\n").unwrap();
         let net = Arc::new(FakeNetKernel::new());
         let runtime = Arc::new(FakeRuntime::new());
-        let engine = open(dir.path(), &net, &runtime);
+        let ports = Arc::new(crate::FakeHostPorts::new(cell_core::port::PortRange {
+            start: 40000,
+            end: 40099,
+        }));
+        let engine = open(dir.path(), &net, &runtime, &ports);
         engine.import_image("img", &rootfs).unwrap();
         Self {
             dir,
             net,
             runtime,
+            ports,
             engine,
         }
     }
 
     /// The engine of a celld started again on the same state and kernel.
     fn restart(&mut self) {
-        self.engine = open(self.dir.path(), &self.net, &self.runtime);
+        // The old engine's sockets close with its process.
+        self.engine.release_all_reservations();
+        self.engine = open(self.dir.path(), &self.net, &self.runtime, &self.ports);
     }
 
     fn store(&self) -> Store {
@@ -105,17 +113,24 @@ impl World {
     }
 }
 
-fn open(dir: &Path, net: &Arc<FakeNetKernel>, runtime: &Arc<FakeRuntime>) -> Arc<Engine> {
+fn open(
+    dir: &Path,
+    net: &Arc<FakeNetKernel>,
+    runtime: &Arc<FakeRuntime>,
+    ports: &Arc<crate::FakeHostPorts>,
+) -> Arc<Engine> {
     Engine::open(
         EngineConfig {
             root: dir.join("root"),
             busybox: "/nonexistent/busybox".into(),
             log_limits: Default::default(),
+            port_range: None,
         },
         Backends {
             net: net.clone(),
             runtime: runtime.clone(),
             clock: Arc::new(FixedClock::at(chrono::DateTime::UNIX_EPOCH)),
+            ports: ports.clone(),
         },
     )
     .unwrap()
@@ -626,4 +641,326 @@ fn stdio_reaches_the_spec_of_a_start_and_of_an_exec_and_a_bare_window_is_refused
         3,
         "a refused request started something"
     );
+}
+
+// Issue 8: published ports.
+
+fn create_with_ports(
+    world: &World,
+    name: &str,
+    driver: &str,
+    networks: &[&str],
+    ports: &[&str],
+) -> crate::Result<Container> {
+    world.engine.create_container(&CreateContainer {
+        image: "img".into(),
+        name: Some(name.into()),
+        driver: Some(driver.into()),
+        networks: networks.iter().map(|n| n.to_string()).collect(),
+        ports: ports.iter().map(|p| p.to_string()).collect(),
+        ..CreateContainer::default()
+    })
+}
+
+fn port_elements(world: &World) -> Vec<String> {
+    world
+        .net
+        .elements()
+        .into_iter()
+        .filter(|e| e.contains("\"ports4_") || e.contains("\"ports6_") || e.contains("\"addr_ports"))
+        .collect()
+}
+
+/// The host's `lo` with 127.0.0.1, which the fake kernel lacks.
+fn with_loopback(world: &World) {
+    world.net.links.insert("lo", None);
+    world
+        .net
+        .links
+        .add_address("lo", "127.0.0.1/8".parse().unwrap())
+        .unwrap();
+}
+
+fn ports_request(ports: &[&str]) -> crate::ports::PortsRequest {
+    crate::ports::PortsRequest {
+        ports: ports.iter().map(|p| p.to_string()).collect(),
+    }
+}
+
+#[test]
+fn published_ports_are_reserved_while_the_container_exists_and_forwarded_while_it_runs() {
+    let world = World::new();
+    with_loopback(&world);
+    world.network("front", "bridge", "10.1.0.0/24");
+    let web = create_with_ports(&world, "web", "vnet", &["front"], &["8080:80", ":53/udp"]).unwrap();
+    // The automatic port comes from the range and is recorded.
+    assert_eq!(web.public_ports[1].host_port, 40000);
+    assert_eq!(
+        world.store().ports_of_container(&web.id).unwrap(),
+        web.public_ports
+    );
+    assert_eq!(world.ports.held(), ["40000/udp", "8080/tcp"]);
+    assert!(port_elements(&world).is_empty(), "not forwarded before it runs");
+
+    world.engine.start_container("web").unwrap();
+    let forwarded = port_elements(&world);
+    // Two elements (address, port) per forward, one forward per port.
+    assert_eq!(forwarded.len(), 4, "{forwarded:#?}");
+    assert!(
+        forwarded
+            .iter()
+            .any(|e| e.contains("8080") && e.contains("10.1.0.2"))
+    );
+    let lines: Vec<String> = world
+        .engine
+        .container_ports("web")
+        .unwrap()
+        .iter()
+        .map(|l| l.to_string())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "0.0.0.0 port 8080 -> 10.1.0.2 port 80/tcp",
+            "0.0.0.0 port 40000 -> 10.1.0.2 port 53/udp"
+        ]
+    );
+
+    // Live changes.
+    let added = world
+        .engine
+        .publish_ports("web", &ports_request(&["127.0.0.1::81"]))
+        .unwrap();
+    assert_eq!(added[0].host_port, 40001);
+    assert_eq!(port_elements(&world).len(), 6);
+    let removed = world
+        .engine
+        .unpublish_ports("web", &ports_request(&["8080"]))
+        .unwrap();
+    assert_eq!(removed, vec!["8080:80".parse().unwrap()]);
+    assert_eq!(port_elements(&world).len(), 4);
+    assert!(!port_elements(&world).iter().any(|e| e.contains("8080")));
+    assert_eq!(world.ports.held(), ["127.0.0.1:40001/tcp", "40000/udp"]);
+
+    // Stop closes them, start restores them; rm frees everything.
+    world.engine.stop_container("web", Duration::ZERO).unwrap();
+    assert!(port_elements(&world).is_empty());
+    assert_eq!(world.ports.held().len(), 2, "still reserved while stopped");
+    world.engine.start_container("web").unwrap();
+    assert_eq!(port_elements(&world).len(), 4);
+    world.engine.remove_container("web", true).unwrap();
+    assert!(port_elements(&world).is_empty());
+    assert!(world.ports.held().is_empty());
+    assert!(world.store().published_ports().unwrap().is_empty());
+}
+
+#[test]
+fn published_ports_come_back_after_a_restart() {
+    let mut world = World::new();
+    world.network("front", "bridge", "10.1.0.0/24");
+    create_with_ports(&world, "web", "ipnet", &["front"], &["8080:80"]).unwrap();
+    world.engine.start_container("web").unwrap();
+    create_with_ports(&world, "idle", "ipnet", &["front"], &["9090:90"]).unwrap();
+    let before = port_elements(&world);
+    world.restart();
+    assert_eq!(
+        port_elements(&world),
+        before,
+        "the maps are rebuilt for running containers only"
+    );
+    assert_eq!(world.ports.held(), ["8080/tcp", "9090/tcp"], "reserved again");
+}
+
+#[test]
+fn a_host_port_is_refused_when_taken_and_nothing_is_created() {
+    let world = World::new();
+    with_loopback(&world);
+    world.network("front", "bridge", "10.1.0.0/24");
+    create_with_ports(&world, "web", "vnet", &["front"], &["8080:80"]).unwrap();
+    world.ports.host_process_binds("2222");
+    let refused = [
+        (
+            vec!["127.0.0.1:8080:81"],
+            "host port 127.0.0.1:8080/tcp is already published by container 'web'",
+        ),
+        (
+            vec!["2222:22"],
+            "host port 2222/tcp is in use by a process of the host",
+        ),
+        (
+            vec!["192.0.2.9:80"],
+            "cannot publish on 192.0.2.9: it is not an address of this host",
+        ),
+        (
+            vec!["[fd00::1]:80"],
+            "none of its networks gives it an IPv6 address",
+        ),
+        (vec!["7000:70", "7000:71"], "host port 7000/tcp is given twice"),
+        (vec!["70000"], "invalid port spec '70000'"),
+    ];
+    for (ports, message) in refused {
+        let err = create_with_ports(&world, "db", "vnet", &["front"], &ports).unwrap_err();
+        assert!(err.to_string().contains(message), "{ports:?}: {err}");
+        assert!(
+            world.engine.find_container("db").is_err(),
+            "{ports:?}: a row is left"
+        );
+        assert_eq!(world.ports.held(), ["8080/tcp"], "{ports:?}");
+    }
+    // The same request on a free port works (positive control).
+    create_with_ports(&world, "db", "vnet", &["front"], &["8081:80/tcp", "8080:80/udp"]).unwrap();
+}
+
+#[test]
+fn publishing_is_refused_where_no_network_can_take_it() {
+    let world = World::new();
+    world.network("front", "bridge", "10.1.0.0/24");
+    world
+        .engine
+        .create_network(&CreateNetwork {
+            name: "lan".into(),
+            net_type: Some("custom".into()),
+            interface: Some("em0".into()),
+            subnet: Some("192.168.7.0/24".into()),
+            ..CreateNetwork::default()
+        })
+        .map(|_| ())
+        .or_else(|_| {
+            world.net.links.insert("em0", None);
+            world
+                .engine
+                .create_network(&CreateNetwork {
+                    name: "lan".into(),
+                    net_type: Some("custom".into()),
+                    interface: Some("em0".into()),
+                    subnet: Some("192.168.7.0/24".into()),
+                    ..CreateNetwork::default()
+                })
+                .map(|_| ())
+        })
+        .unwrap();
+    world
+        .engine
+        .create_network(&CreateNetwork {
+            name: "inner".into(),
+            net_type: Some("bridge".into()),
+            subnet: Some("10.9.0.0/24".into()),
+            internal: true,
+            ..CreateNetwork::default()
+        })
+        .unwrap();
+    for (driver, networks, message) in [
+        (
+            "host",
+            vec![],
+            "cannot publish ports of a container using the 'host' network driver",
+        ),
+        (
+            "disabled",
+            vec![],
+            "cannot publish ports of a container using the 'disabled' network driver",
+        ),
+        (
+            "ipnet",
+            vec!["lan"],
+            "its only networks are custom (macvlan) networks",
+        ),
+        ("vnet", vec!["inner"], "network 'inner' is internal"),
+        ("ipnet", vec![], "it is on no network"),
+        (
+            "vnet",
+            vec!["front"],
+            "none of its networks gives it an IPv6 address",
+        ),
+    ] {
+        let ports: &[&str] = if message.contains("IPv6") {
+            &["[::1]:80"]
+        } else {
+            &["80"]
+        };
+        let err = create_with_ports(&world, "web", driver, &networks, ports).unwrap_err();
+        assert!(err.to_string().contains(message), "{driver} {networks:?}: {err}");
+        assert!(world.engine.find_container("web").is_err());
+    }
+    // A custom network beside a bridge one: the bridge one takes the ports.
+    let both = create_with_ports(&world, "web", "ipnet", &["lan", "front"], &["80"]).unwrap();
+    assert_eq!(both.public_ports.len(), 1);
+    // port add is checked alike.
+    world.container("plain", "ipnet", &["lan"]);
+    let err = world
+        .engine
+        .publish_ports("plain", &ports_request(&["81"]))
+        .unwrap_err();
+    assert!(err.to_string().contains("custom (macvlan)"), "{err}");
+    let err = world
+        .engine
+        .unpublish_ports("web", &ports_request(&["81"]))
+        .unwrap_err();
+    assert_eq!(err.to_string(), "container 'web' does not publish '81'");
+}
+
+#[test]
+fn concurrent_automatic_ports_are_all_distinct() {
+    let world = Arc::new(World::new());
+    world.network("front", "bridge", "10.1.0.0/24");
+    world.ports.host_process_binds("40003");
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let world = world.clone();
+            std::thread::spawn(move || {
+                create_with_ports(&world, &format!("c{i}"), "ipnet", &["front"], &[":80", ":80/udp"])
+                    .unwrap()
+                    .public_ports
+            })
+        })
+        .collect();
+    let mut tcp: Vec<u16> = Vec::new();
+    for t in threads {
+        for p in t.join().unwrap() {
+            if p.protocol == cell_core::port::Protocol::Tcp {
+                tcp.push(p.host_port);
+            }
+        }
+    }
+    tcp.sort();
+    let mut distinct = tcp.clone();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 8, "{tcp:?}");
+    assert!(
+        !tcp.contains(&40003),
+        "a port a host process holds is skipped: {tcp:?}"
+    );
+    assert!(tcp.iter().all(|p| (40000..=40099).contains(p)));
+}
+
+#[test]
+fn a_start_with_ports_that_fails_at_any_kernel_call_leaves_no_element() {
+    let setup = || {
+        let world = World::new();
+        world.network("front", "bridge", "10.1.0.0/24");
+        create_with_ports(&world, "web", "vnet", &["front"], &["8080:80"]).unwrap();
+        world
+    };
+    let start = |world: &World| world.engine.start_container("web").map(|_| ());
+    let world = setup();
+    for seam in FakeSeam::ALL {
+        let calls = calls_of(seam, setup, |w| start(w).unwrap());
+        for n in 1..=calls {
+            let before = world.kernel();
+            world.net.fail_call(seam, n);
+            if start(&world).is_ok() {
+                // A seam a start does not reach on this world; undo it.
+                world.engine.stop_container("web", Duration::ZERO).unwrap();
+                continue;
+            }
+            assert_eq!(
+                world.kernel(),
+                before,
+                "{seam:?} call {n}: kernel objects are left"
+            );
+            assert_eq!(world.ports.held(), ["8080/tcp"], "the reservation stays");
+        }
+    }
+    start(&world).unwrap();
+    assert_eq!(port_elements(&world).len(), 2);
 }

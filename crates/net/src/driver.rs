@@ -334,6 +334,19 @@ fn route_localnet(ifname: &str) -> Op {
     sysctl(&format!("net/ipv4/conf/{ifname}/route_localnet"), "1")
 }
 
+/// Lets replies to the host's own `[::1]` clients of published ports in
+/// through `ifname`: IPv6 has no `route_localnet`, and a packet to `::1`
+/// is routed only to the link it arrived on; a `local ::1` route on
+/// `ifname` makes it the host's. (Packets sent to `::1` by a container are
+/// dropped before routing, RFC 4291 2.5.3; only un-NATed replies get
+/// here.)
+fn loopback6(plan: &mut Plan, ifname: &str) {
+    plan.host(Op::AddLocalRoute {
+        dest: IpNet::V6(Ipv6Net::new(Ipv6Addr::LOCALHOST, 128).expect("128 is a valid prefix")),
+        dev: ifname.to_string(),
+    });
+}
+
 fn ipv6_off(ifname: &str) -> Op {
     sysctl(&format!("net/ipv6/conf/{ifname}/disable_ipv6"), "1")
 }
@@ -410,9 +423,10 @@ impl NetworkTypeDriver for LoopbackDriver {
         if let Some(ip) = ep.ip_address6 {
             plan.host(Op::AddRoute {
                 dest: IpNet::V6(Ipv6Net::from(ip)),
-                dev: host_if,
+                dev: host_if.clone(),
                 gateway: None,
             });
+            loopback6(&mut plan, &host_if);
         }
         configure_inside(&mut plan, net, ep, driver.addressing());
         Ok(plan)
@@ -466,12 +480,21 @@ impl NetworkTypeDriver for BridgeDriver {
         if net.subnet.is_some() {
             plan.host(route_localnet(bridge));
         }
+        if net.subnet6.is_some() {
+            loopback6(&mut plan, bridge);
+            plan.host(Op::AddLoopbackRedirect6 { link: bridge.clone() });
+        }
         finish_setup(&mut plan, net, true);
         Ok(plan)
     }
 
     fn plan_teardown(&self, net: &Network) -> Plan {
         let mut plan = start_teardown(net);
+        if net.subnet6.is_some() {
+            plan.host(Op::DelLoopbackRedirect6 {
+                link: net.interface.clone(),
+            });
+        }
         plan.host(Op::DeleteLink {
             name: net.interface.clone(),
         });
@@ -491,6 +514,13 @@ impl NetworkTypeDriver for BridgeDriver {
         plan.host(Op::SetMaster {
             name: host_if.clone(),
             bridge: net.interface.clone(),
+        });
+        // A container reaching its own published port: with br_netfilter
+        // the DNATed connection is bridged back to the port it came from.
+        // (The kernel's enhanced DAD tells the container's own reflected
+        // neighbour solicitations from a duplicate's.)
+        plan.host(Op::SetHairpin {
+            name: host_if.clone(),
         });
         plan.host(Op::SetUp { name: host_if });
         configure_inside(&mut plan, net, ep, driver.addressing());

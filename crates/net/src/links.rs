@@ -137,6 +137,15 @@ pub trait Links: Send + Sync {
     /// Deletes the `unreachable` route to `dest`; succeeds if it does not
     /// exist.
     fn del_unreachable_route(&self, dest: IpNet) -> Result<()>;
+    /// Turns on hairpin mode of the bridge port `name`: the bridge may
+    /// send a frame back out of the port it came in by. Needed when
+    /// br_netfilter bridges a connection a container DNATed to itself.
+    fn set_hairpin(&self, name: &str) -> Result<()>;
+    /// Adds a `local` route to `dest` on `dev` in the local table: packets
+    /// to `dest` that arrive on `dev` are the host's. Succeeds if it
+    /// exists; goes with the link. cell uses it for `::1` on its host-side
+    /// links, see [`crate::ports`].
+    fn add_local_route(&self, dest: IpNet, dev: &str) -> Result<()>;
     /// The routes of the main table, both families.
     fn list_routes(&self) -> Result<Vec<RouteInfo>>;
     /// Sets a link's alias (`IFLA_IFALIAS`), which [`LinkInfo::alias`]
@@ -214,6 +223,13 @@ pub enum LinkOp {
     },
     DelUnreachableRoute {
         dest: IpNet,
+    },
+    AddLocalRoute {
+        dest: IpNet,
+        dev: String,
+    },
+    SetHairpin {
+        name: String,
     },
     ListRoutes,
     SetAlias {
@@ -613,6 +629,22 @@ impl Links for FakeLinks {
         let dest = dest.trunc();
         s.routes
             .retain(|(_, r)| !(r.dest == dest && r.kind == RouteKind::Unreachable));
+        Ok(())
+    }
+
+    fn set_hairpin(&self, name: &str) -> Result<()> {
+        let mut s = self.record(LinkOp::SetHairpin { name: name.into() })?;
+        link(&mut s, name)?;
+        Ok(())
+    }
+
+    fn add_local_route(&self, dest: IpNet, dev: &str) -> Result<()> {
+        let mut s = self.record(LinkOp::AddLocalRoute {
+            dest,
+            dev: dev.into(),
+        })?;
+        // Checked like the kernel would; the local table is not listed.
+        link(&mut s, dev)?;
         Ok(())
     }
 

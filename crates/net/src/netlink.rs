@@ -26,15 +26,15 @@ use crate::mac::MacAddr;
 use crate::netns::in_netns;
 use ipnet::IpNet;
 use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_ECHO, NLM_F_EXCL, NLM_F_REQUEST, NetlinkHeader,
+    NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_ECHO, NLM_F_EXCL, NLM_F_REQUEST, NetlinkHeader,
     NetlinkMessage, NetlinkPayload,
 };
 use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
 };
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoMacVlan, InfoVeth, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage,
-    MacVlanMode,
+    InfoBridgePort, InfoData, InfoKind, InfoMacVlan, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute,
+    LinkFlags, LinkInfo as NlLinkInfo, LinkMessage, MacVlanMode,
 };
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
@@ -438,6 +438,28 @@ impl Links for NetlinkLinks {
         })
     }
 
+    fn set_hairpin(&self, name: &str) -> Result<()> {
+        let info = vec![
+            NlLinkInfo::PortKind(InfoPortKind::Bridge),
+            NlLinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(true)])),
+        ];
+        // A port's options are changed by RTM_NEWLINK on the existing link
+        // (as `ip link set ... type bridge_slave` does): RTM_SETLINK
+        // ignores IFLA_INFO_SLAVE_DATA.
+        self.with_indexes([name], |[index]| {
+            let mut msg = LinkMessage::default();
+            msg.header.index = index;
+            msg.attributes.push(LinkAttribute::LinkInfo(info.clone()));
+            self.request(RouteNetlinkMessage::NewLink(msg), 0)
+        })?
+        .map(drop)
+        .map_err(|source| NetError::SetLink {
+            action: "set hairpin on".into(),
+            name: name.to_string(),
+            source,
+        })
+    }
+
     fn set_nomaster(&self, name: &str) -> Result<()> {
         self.set_link(
             name,
@@ -611,6 +633,23 @@ impl Links for NetlinkLinks {
         self.remove_route(Self::unreachable_message(dest), dest.trunc(), UNREACHABLE)
     }
 
+    fn add_local_route(&self, dest: IpNet, dev: &str) -> Result<()> {
+        let dest = dest.trunc();
+        let sent = self.with_indexes([dev], |[index]| {
+            let mut msg = Self::route_to(dest);
+            msg.header.table = RT_TABLE_LOCAL;
+            msg.attributes.push(RouteAttribute::Oif(index));
+            msg.header.protocol = RouteProtocol::Static;
+            msg.header.kind = RouteType::Local;
+            msg.header.scope = RouteScope::Host;
+            // Appended: IPv6 takes a second route of the same prefix and
+            // metric (`local ::1` on another link) as existing with
+            // NLM_F_EXCL; an append of the same route is still EEXIST.
+            self.request(RouteNetlinkMessage::NewRoute(msg), NLM_F_CREATE | NLM_F_APPEND)
+        })?;
+        route_added(sent, dest, dev)
+    }
+
     fn del_route(&self, dest: IpNet, dev: &str) -> Result<()> {
         let dest = dest.trunc();
         let sent = self.with_indexes([dev], |[index]| {
@@ -680,6 +719,10 @@ impl NetlinkLinks {
         msg
     }
 }
+
+/// The kernel's `local` table (`RT_TABLE_LOCAL`), which the crate has no
+/// constant for.
+const RT_TABLE_LOCAL: u8 = 255;
 
 type Sent = std::result::Result<Vec<RouteNetlinkMessage>, NetlinkError>;
 

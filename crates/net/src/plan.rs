@@ -87,6 +87,11 @@ pub enum Op {
         /// The bridge.
         bridge: String,
     },
+    /// Turns on hairpin mode of a bridge port (see [`Links::set_hairpin`]).
+    SetHairpin {
+        /// The port.
+        name: String,
+    },
     /// Sets a link up.
     SetUp {
         /// The link.
@@ -117,6 +122,26 @@ pub enum Op {
     DelUnreachableRoute {
         /// The destination.
         dest: IpNet,
+    },
+    /// Adds a `local` route to `dest` on `dev` (see
+    /// [`Links::add_local_route`]); goes with the link.
+    AddLocalRoute {
+        /// The destination (cell uses `::1/128`).
+        dest: IpNet,
+        /// The link it arrives on.
+        dev: String,
+    },
+    /// Sends IPv6 replies to `::1` that arrive on the bridge `link` to
+    /// `lo` (see [`crate::ports`]): a base chain of `netdev cell` on its
+    /// ingress. Idempotent.
+    AddLoopbackRedirect6 {
+        /// The bridge.
+        link: String,
+    },
+    /// Deletes what [`Op::AddLoopbackRedirect6`] made; done if absent.
+    DelLoopbackRedirect6 {
+        /// The bridge.
+        link: String,
     },
     /// Writes a kernel parameter.
     Sysctl {
@@ -327,6 +352,7 @@ fn inverse(step: &Step) -> Option<Step> {
         Op::CreateMacvlan { name, .. } => at(Place::Container, Op::DeleteLink { name: name.clone() }),
         Op::AddUnreachableRoute { dest } => at(step.place, Op::DelUnreachableRoute { dest: *dest }),
         Op::AddElements(elements) => at(step.place, Op::DeleteElements(elements.clone())),
+        Op::AddLoopbackRedirect6 { link } => at(step.place, Op::DelLoopbackRedirect6 { link: link.clone() }),
         _ => None,
     }
 }
@@ -353,11 +379,21 @@ fn run(step: &Step, host: HostKernel<'_>, inside: Inside<'_>) -> Result<()> {
         Op::SetAlias { name, alias } => links.set_alias(name, alias),
         Op::SetMac { name, mac } => links.set_mac(name, *mac),
         Op::SetMaster { name, bridge } => links.set_master(name, bridge),
+        Op::SetHairpin { name } => links.set_hairpin(name),
         Op::SetUp { name } => links.set_up(name),
         Op::AddAddress { name, addr } => links.add_address(name, *addr),
         Op::AddRoute { dest, dev, gateway } => links.add_route(*dest, dev, *gateway),
         Op::AddUnreachableRoute { dest } => links.add_unreachable_route(*dest),
         Op::DelUnreachableRoute { dest } => links.del_unreachable_route(*dest),
+        Op::AddLocalRoute { dest, dev } => links.add_local_route(*dest, dev),
+        Op::AddLoopbackRedirect6 { link } => firewall(host, ruleset::add_loopback_redirect6(link)),
+        Op::DelLoopbackRedirect6 { link } => match firewall(host, ruleset::delete_loopback_redirect6(link)) {
+            // The chain went with its table or (older kernels) its device.
+            Err(NetError::NftApply { message, .. }) if message.contains("No such file or directory") => {
+                Ok(())
+            }
+            other => other,
+        },
         Op::Sysctl { key, value } => sysctl.ok_or(NetError::NoContainer)?.set(key, value),
         Op::AddElements(elements) => firewall(host, ruleset::add_elements(elements)),
         Op::DeleteElements(elements) => firewall(host, ruleset::delete_elements(elements)),
@@ -431,11 +467,15 @@ fn op_name(op: &Op) -> &'static str {
         Op::SetAlias { .. } => "set_alias",
         Op::SetMac { .. } => "set_mac",
         Op::SetMaster { .. } => "set_master",
+        Op::SetHairpin { .. } => "set_hairpin",
         Op::SetUp { .. } => "set_up",
         Op::AddAddress { .. } => "add_address",
         Op::AddRoute { .. } => "add_route",
         Op::AddUnreachableRoute { .. } => "add_unreachable",
         Op::DelUnreachableRoute { .. } => "del_unreachable",
+        Op::AddLocalRoute { .. } => "add_local_route",
+        Op::AddLoopbackRedirect6 { .. } => "add_loopback_redirect6",
+        Op::DelLoopbackRedirect6 { .. } => "del_loopback_redirect6",
         Op::Sysctl { .. } => "sysctl",
         Op::AddElements(_) => "add_elements",
         Op::DeleteElements(_) => "delete_elements",

@@ -35,7 +35,16 @@
 //!   127.0.0.0/8 sources; a fixed rule drops new connections to
 //!   127.0.0.0/8 that arrive on any interface but `lo`, which
 //!   `route_localnet` would otherwise let through;
-//! - `[::1]`: see the README ("Published ports").
+//! - `[::1]`: the same DNAT and a masquerade of `::1` sources; the reply,
+//!   un-NATed to `::1`, is taken in by a `local ::1` route on cell's
+//!   host-side links (IPv6 routes a packet to `::1` only to the link it
+//!   came by), and under br_netfilter, which un-NATs it on the bridge
+//!   before the IPv6 layer would drop it, by a `netdev cell` ingress
+//!   chain that hands it to `lo` ([`ruleset::add_loopback_redirect6`]);
+//! - with br_netfilter, a container's connection to a published port of
+//!   its own bridge is bridged after DNAT: bridge ports are in hairpin
+//!   mode, and DNATed packets carry [`ruleset::MARK_PUBLISHED`] past the
+//!   bridge's icc-off drop.
 //!
 //! The engine decides which endpoint a container's ports target
 //! ([`container_forwards`]); an attach puts the endpoint's forwards in the

@@ -107,6 +107,14 @@ pub const MAP_ADDR_PORTS4_PORT: &str = "addr_ports4_port";
 pub const MAP_ADDR_PORTS6_ADDR: &str = "addr_ports6_addr";
 /// `inet cell`: as [`MAP_ADDR_PORTS4_PORT`], for IPv6.
 pub const MAP_ADDR_PORTS6_PORT: &str = "addr_ports6_port";
+/// `inet cell`: filter prerouting after DNAT, marking DNATed packets
+/// ([`MARK_PUBLISHED`]) for the bridge's icc check.
+pub const CHAIN_PREROUTING_PUBLISHED: &str = "prerouting_published";
+/// The bit of the packet mark that says "a DNATed connection": with
+/// br_netfilter a container's connection to a published port of its own
+/// bridge is bridged after DNAT, and `bridge cell`'s icc-off drop lets
+/// such frames pass by this bit (the bridge family has no conntrack).
+pub const MARK_PUBLISHED: u32 = 0x0020_0000;
 /// `inet cell`: `S . S` for each IPv4 subnet of a network whose
 /// containers may be published: DNATed connections inside one subnet are
 /// masqueraded (hairpin).
@@ -441,6 +449,22 @@ fn inet_port_commands() -> Vec<Value> {
             ],
         ));
     }
+    let mark = || meta("mark");
+    cmds.push(chain(
+        f,
+        CHAIN_PREROUTING_PUBLISHED,
+        "filter",
+        "prerouting",
+        PRIO_DSTNAT + 1,
+    ));
+    cmds.push(rule(
+        f,
+        CHAIN_PREROUTING_PUBLISHED,
+        vec![
+            json!({"match": {"op": "in", "left": {"ct": {"key": "status"}}, "right": "dnat"}}),
+            json!({"mangle": {"key": mark(), "value": {"|": [mark(), MARK_PUBLISHED]}}}),
+        ],
+    ));
     // route_localnet lets 127.0.0.0/8 in on cell's host-side interfaces
     // (so replies to the host's own 127.0.0.1 clients come back); nothing
     // else may use that: new connections to it from outside `lo` are
@@ -458,7 +482,37 @@ fn inet_port_commands() -> Vec<Value> {
             verdict("drop"),
         ],
     ));
+    // The same for `::1`, which only a packet handed to `lo` by
+    // `netdev cell` (br_netfilter, see [`add_loopback_redirect6`]) can
+    // reach from outside: what is new and from no address of the host's
+    // is not a reply.
+    cmds.push(rule(
+        f,
+        CHAIN_INPUT_LOCALNET,
+        vec![
+            is(payload("ip6", "daddr"), json!("::1")),
+            is(json!({"ct": {"key": "direction"}}), json!("original")),
+            is_not(
+                json!({"fib": {"result": "type", "flags": ["saddr"]}}),
+                json!("local"),
+            ),
+            verdict("drop"),
+        ],
+    ));
     cmds
+}
+
+/// The rule of published ports in `bridge cell`, after its table: DNATed
+/// frames ([`MARK_PUBLISHED`]) pass the icc-off drop, inserted before it.
+fn bridge_port_commands() -> Vec<Value> {
+    let mark = || meta("mark");
+    vec![json!({"insert": {"rule": {
+        "family": FAMILY_BRIDGE, "table": TABLE, "chain": CHAIN_BRIDGE_FORWARD,
+        "expr": [
+            is_not(json!({"&": [mark(), MARK_PUBLISHED]}), json!(0)),
+            verdict("accept"),
+        ]
+    }}})]
 }
 
 /// The elements of a network that published ports need: `S . S` for each
@@ -473,6 +527,59 @@ pub fn network_port_elements(net: &Network) -> Vec<Element> {
         .chain(v6)
         .map(|(set, s)| Element::new(FAMILY_INET, set, concat(vec![prefix(s), prefix(s)])))
         .collect()
+}
+
+/// The family of the table of per-bridge ingress chains.
+pub const FAMILY_NETDEV: &str = "netdev";
+
+/// The `netdev cell` chain on the ingress of `link`.
+pub fn loopback_redirect6_chain(link: &str) -> String {
+    format!("lo6_{link}")
+}
+
+/// The commands that make `netdev cell` send IPv6 replies to `::1`
+/// arriving on the bridge `link` to `lo`. With br_netfilter the bridge
+/// un-NATs a reply to a `[::1]` client before the IPv6 layer sees it, and
+/// that layer drops a packet to `::1` arriving on any link but a loopback
+/// one (RFC 4291 2.5.3); handed to `lo` it is delivered. Without
+/// br_netfilter the chain does nothing: the reply is un-NATed after that
+/// check and a `local ::1` route on the bridge takes it in. Only
+/// un-NATed replies have `::1` there (the IPv6 layer drops anything a
+/// container sends to `::1`); with br_netfilter a packet a container sent
+/// to `::1` would come here too, and the input chain of `inet cell` drops
+/// it (see [`CHAIN_INPUT_LOCALNET`]). The netdev family has no conntrack
+/// to test here. Idempotent (the chain is flushed and filled again).
+pub fn add_loopback_redirect6(link: &str) -> Vec<Value> {
+    let table = json!({"family": FAMILY_NETDEV, "name": TABLE});
+    let name = loopback_redirect6_chain(link);
+    let chain = json!({"family": FAMILY_NETDEV, "table": TABLE, "name": name});
+    let mut hooked = chain.clone();
+    hooked["type"] = json!("filter");
+    hooked["hook"] = json!("ingress");
+    hooked["dev"] = json!(link);
+    hooked["prio"] = json!(0);
+    hooked["policy"] = json!("accept");
+    vec![
+        json!({"add": {"table": table}}),
+        json!({"add": {"chain": hooked}}),
+        json!({"flush": {"chain": chain}}),
+        json!({"add": {"rule": {
+            "family": FAMILY_NETDEV, "table": TABLE, "chain": name,
+            "expr": [
+                is(payload("ip6", "daddr"), json!("::1")),
+                // lo takes only frames addressed to its own (zero) MAC.
+                json!({"mangle": {"key": payload("ether", "daddr"), "value": "00:00:00:00:00:00"}}),
+                json!({"fwd": {"dev": "lo"}}),
+            ]
+        }}}),
+    ]
+}
+
+/// The commands that delete what [`add_loopback_redirect6`] made.
+pub fn delete_loopback_redirect6(link: &str) -> Vec<Value> {
+    vec![json!({"delete": {"chain": {
+        "family": FAMILY_NETDEV, "table": TABLE, "name": loopback_redirect6_chain(link)
+    }}})]
 }
 
 /// The commands of `bridge cell`, after its flush.
@@ -663,7 +770,8 @@ pub fn base_ruleset() -> Value {
 /// The commands of [`base_ruleset`], to combine with others in one batch.
 pub fn base_commands() -> Vec<Value> {
     let mut cmds = Vec::new();
-    for (family, body) in [(FAMILY_INET, inet_table()), (FAMILY_BRIDGE, bridge_table())] {
+    let bridge = [bridge_table(), bridge_port_commands()].concat();
+    for (family, body) in [(FAMILY_INET, inet_table()), (FAMILY_BRIDGE, bridge)] {
         let table = json!({"family": family, "name": TABLE});
         cmds.push(json!({"add": {"table": table.clone()}}));
         cmds.push(json!({"flush": {"table": table}}));
@@ -952,8 +1060,9 @@ mod tests {
             .iter()
             .filter_map(|c| c.get("insert"))
             .collect();
-        assert_eq!(inserted.len(), 2);
-        for rule in inserted {
+        assert_eq!(inserted.len(), 3);
+        assert_eq!(inserted[2]["rule"]["chain"], CHAIN_BRIDGE_FORWARD);
+        for rule in &inserted[..2] {
             assert_eq!(rule["rule"]["chain"], CHAIN_FORWARD);
             assert_eq!(rule["rule"]["expr"][0]["match"]["right"], "dnat");
             assert!(
@@ -969,7 +1078,7 @@ mod tests {
             .filter(|r| r["expr"][0]["match"]["right"] == "dnat")
             .collect();
         assert_eq!(masq.len(), 4, "hairpin and loopback sources, per family");
-        assert_eq!(rules_of(&base, CHAIN_INPUT_LOCALNET).len(), 1);
+        assert_eq!(rules_of(&base, CHAIN_INPUT_LOCALNET).len(), 2);
     }
 
     #[test]
@@ -985,7 +1094,7 @@ mod tests {
                 .filter(|c| c["add"].get("rule").is_some() || c["insert"].get("rule").is_some())
                 .count()
         };
-        assert_eq!(rules(&base_ruleset()), 44);
+        assert_eq!(rules(&base_ruleset()), 47);
         let forwards: Vec<crate::PortForward> = (1..=1000)
             .map(|p| crate::PortForward {
                 host_ip: None,

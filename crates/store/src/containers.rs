@@ -17,7 +17,6 @@ struct ContainerRow {
     user: String,
     env: String,
     driver: String,
-    public_ports: String,
     params: String,
     created: String,
     running: bool,
@@ -34,7 +33,7 @@ fn container_row(row: &Row<'_>) -> rusqlite::Result<ContainerRow> {
         user: row.get(4)?,
         env: row.get(5)?,
         driver: row.get(6)?,
-        public_ports: row.get(7)?,
+        // Column 7, public_ports, is superseded by the published_ports table.
         params: row.get(8)?,
         created: row.get(9)?,
         running: row.get(10)?,
@@ -52,7 +51,9 @@ impl ContainerRow {
                 .map_err(|e: cell_core::CoreError| crate::StoreError::Corrupt(e.message))?,
             cmd: from_json("cmd", &self.cmd)?,
             env: from_json("env", &self.env)?,
-            public_ports: from_json("public_ports", &self.public_ports)?,
+            // Filled from the published_ports table by the caller (the
+            // JSON column is no longer written: migration 4).
+            public_ports: Vec::new(),
             params: from_json("params", &self.params)?,
             created: parse_time(&self.created)?,
             id: self.id,
@@ -105,9 +106,13 @@ fn exec_from_row((mut record, cmd, created): (ExecRecord, String, String)) -> Re
 const EXEC_COLUMNS: &str = "id, container_id, cmd, is_init, created, shim_pid, pid, exit_code";
 
 impl Store {
-    /// Records a new container.
+    /// Records a new container with its published ports, in one
+    /// transaction. Fails with a constraint violation if the name is taken
+    /// or a port clashes with one already published.
     pub fn insert_container(&self, c: &Container) -> Result<()> {
-        self.conn.execute(
+        // Unchecked: `&self` callers never hold another transaction open.
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute(
             &format!("INSERT INTO containers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
             params![
                 c.id,
@@ -117,7 +122,8 @@ impl Store {
                 c.user,
                 to_json(&c.env),
                 c.network_driver.as_str(),
-                to_json(&c.public_ports),
+                // Superseded by the published_ports table (migration 4).
+                "[]",
                 to_json(&c.params),
                 format_time(&c.created),
                 c.running,
@@ -125,6 +131,8 @@ impl Store {
                 c.exit_code
             ],
         )?;
+        crate::ports::insert_ports(&tx, &c.id, &c.public_ports)?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -147,7 +155,11 @@ impl Store {
                 container_row,
             )
             .optional()?;
-        row.map(ContainerRow::into_container).transpose()
+        let Some(mut container) = row.map(ContainerRow::into_container).transpose()? else {
+            return Ok(None);
+        };
+        container.public_ports = crate::ports::ports_of(&self.conn, &container.id)?;
+        Ok(Some(container))
     }
 
     /// Ids of the containers whose id starts with `prefix`.
@@ -168,7 +180,14 @@ impl Store {
         let rows = stmt
             .query_map([], container_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        rows.into_iter().map(ContainerRow::into_container).collect()
+        let mut ports = crate::ports::ports_by_container(&self.conn)?;
+        rows.into_iter()
+            .map(|row| {
+                let mut container = row.into_container()?;
+                container.public_ports = ports.remove(&container.id).unwrap_or_default();
+                Ok(container)
+            })
+            .collect()
     }
 
     /// Records that the container's init runs: its exec (recorded before

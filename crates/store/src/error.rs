@@ -27,8 +27,9 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Whether the failure is a UNIQUE or PRIMARY KEY constraint: two
-    /// requests raced for the same name or address. A row missing behind a
+    /// Whether the failure is a UNIQUE or PRIMARY KEY constraint, or the
+    /// published ports' clash trigger: two requests raced for the same
+    /// name, address or host port. A row missing behind a
     /// foreign key is not one: that is a removal in between, not a clash.
     pub fn is_constraint_violation(&self) -> bool {
         matches!(
@@ -36,6 +37,7 @@ impl StoreError {
             StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
                 if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
                     || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                    || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_TRIGGER
         )
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! The store records what cell intends: images, containers, their execution
 //! instances, networks and the endpoints that attach containers to them (the
-//! endpoints are also the address leases). It knows nothing of the kernel;
+//! endpoints are also the address leases), and published ports ([`PublishedPort`],
+//! whose rows are the host ports' reservations). It knows nothing of the kernel;
 //! the engine makes the kernel match it. Each method is one
 //! transaction, so a crash never leaves half a change. The schema is built
 //! by numbered migrations ([`migrations`]) tracked with `PRAGMA user_version`.
@@ -13,6 +14,8 @@ mod error;
 mod images;
 pub mod migrations;
 mod networks;
+mod ports;
+pub use ports::PublishedPort;
 
 pub use error::StoreError;
 

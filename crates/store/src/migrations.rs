@@ -80,6 +80,47 @@ const MIGRATIONS: &[&str] = &[
     // detached is gone for good.
     "ALTER TABLE networks ADD COLUMN removing INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE endpoints ADD COLUMN detaching INTEGER NOT NULL DEFAULT 0;",
+    // 4: published ports, one row per host port, as the reservation the
+    // kernel's forward and celld's bound socket follow. `host_ip` is ''
+    // for every address. Two rows clash when port and protocol are equal
+    // and the addresses are equal or either is '' (a wildcard covers every
+    // address): the UNIQUE constraint covers the first case and the trigger
+    // the second, so two containers can never hold one host port even if
+    // the engine's checks had a bug. Ports recorded before this version
+    // (then accepted and ignored) move here, oldest container first; a
+    // later one that clashes with an earlier one is dropped, as it never
+    // worked. The JSON column `containers.public_ports` is no longer read.
+    "CREATE TABLE published_ports (
+        container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+        host_ip TEXT NOT NULL,
+        host_port INTEGER NOT NULL CHECK (host_port BETWEEN 1 AND 65535),
+        container_port INTEGER NOT NULL CHECK (container_port BETWEEN 1 AND 65535),
+        protocol TEXT NOT NULL CHECK (protocol IN ('tcp', 'udp')),
+        UNIQUE (host_port, protocol, host_ip)
+    );
+    CREATE INDEX published_ports_by_container ON published_ports(container_id);
+    INSERT OR IGNORE INTO published_ports
+        SELECT c.id, coalesce(json_extract(p.value, '$.host_ip'), ''),
+               json_extract(p.value, '$.host_port'), json_extract(p.value, '$.container_port'),
+               json_extract(p.value, '$.protocol')
+        FROM containers c, json_each(c.public_ports) p
+        WHERE json_extract(p.value, '$.host_port') BETWEEN 1 AND 65535
+        ORDER BY c.created, p.key;
+    DELETE FROM published_ports WHERE EXISTS (
+        SELECT 1 FROM published_ports earlier
+        WHERE earlier.rowid < published_ports.rowid
+          AND earlier.host_port = published_ports.host_port
+          AND earlier.protocol = published_ports.protocol
+          AND (earlier.host_ip = '' OR published_ports.host_ip = ''));
+    UPDATE containers SET public_ports = '[]';
+    CREATE TRIGGER published_ports_wildcard_clash BEFORE INSERT ON published_ports
+    WHEN EXISTS (
+        SELECT 1 FROM published_ports
+        WHERE host_port = NEW.host_port AND protocol = NEW.protocol
+          AND (host_ip = '' OR NEW.host_ip = ''))
+    BEGIN
+        SELECT RAISE(ABORT, 'published port clashes with a published wildcard');
+    END;",
 ];
 
 /// Brings the schema up to the latest version, in one transaction.
@@ -114,16 +155,47 @@ mod tests {
         old.insert_container(&container("0123456789ab", "web")).unwrap();
         // Rewind the schema to version 1, as an older cell left it.
         let mut conn = old.conn;
-        conn.execute_batch("DROP TABLE endpoints; DROP TABLE networks; PRAGMA user_version = 1;")
-            .unwrap();
+        conn.execute_batch(
+            "DROP TABLE published_ports; DROP TABLE endpoints; DROP TABLE networks; PRAGMA user_version = 1;",
+        )
+        .unwrap();
 
         migrate(&mut conn).unwrap();
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
         assert_eq!(version as usize, latest_version());
-        assert_eq!(latest_version(), 3);
+        assert_eq!(latest_version(), 4);
         let store = Store { conn };
         assert!(store.container_by_name("web").unwrap().is_some());
         assert_eq!(store.images().unwrap().len(), 1);
         assert!(store.networks().unwrap().is_empty());
+    }
+
+    /// Ports a version-3 cell recorded (and ignored) in the JSON column
+    /// move to the table; one that clashes with an older container's is
+    /// dropped, as it never worked.
+    #[test]
+    fn version_3_ports_move_to_the_table() {
+        let old = Store::open_in_memory().unwrap();
+        old.insert_image(&image()).unwrap();
+        old.insert_container(&container("0123456789ab", "web")).unwrap();
+        old.insert_container(&container("ba9876543210", "db")).unwrap();
+        let mut conn = old.conn;
+        conn.execute_batch(
+            "DROP TABLE published_ports; PRAGMA user_version = 3;
+             UPDATE containers SET created = '2026-01-01T00:00:00Z',
+               public_ports = '[{\"host_ip\":null,\"host_port\":8080,\"container_port\":80,\"protocol\":\"tcp\"}]'
+               WHERE id = '0123456789ab';
+             UPDATE containers SET created = '2026-01-02T00:00:00Z',
+               public_ports = '[{\"host_ip\":\"127.0.0.1\",\"host_port\":8080,\"container_port\":81,\"protocol\":\"tcp\"},
+                                {\"host_ip\":\"127.0.0.1\",\"host_port\":8080,\"container_port\":81,\"protocol\":\"udp\"}]'
+               WHERE id = 'ba9876543210';",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let store = Store { conn };
+        let web = store.container("0123456789ab").unwrap().unwrap();
+        assert_eq!(web.public_ports, vec!["8080:80".parse().unwrap()]);
+        let db = store.container("ba9876543210").unwrap().unwrap();
+        assert_eq!(db.public_ports, vec!["127.0.0.1:8080:81/udp".parse().unwrap()]);
     }
 }

@@ -77,6 +77,9 @@ struct Config {
     log_max_bytes: Option<u64>,
     /// How many log files a process keeps, `output.log` included.
     log_files: Option<u32>,
+    /// Where automatic host ports of published ports come from
+    /// (`FIRST-LAST`); the kernel's ephemeral range when absent.
+    port_range: Option<String>,
 }
 
 fn main() {
@@ -128,6 +131,12 @@ fn run(args: Args) -> Result<()> {
         files: config.log_files.unwrap_or(defaults.files),
     };
     log_limits.validate().map_err(anyhow::Error::msg)?;
+    let port_range = config
+        .port_range
+        .as_deref()
+        .map(str::parse::<cell_core::port::PortRange>)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("invalid config: port_range: {e}"))?;
     // Before anything is created, so a refused daemon leaves no trace.
     let root =
         std::path::absolute(&root).with_context(|| format!("cannot resolve root {}", root.display()))?;
@@ -151,6 +160,7 @@ fn run(args: Args) -> Result<()> {
             root,
             busybox,
             log_limits,
+            port_range,
         },
         backends,
     )?;

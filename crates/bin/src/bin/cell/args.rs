@@ -100,6 +100,42 @@ pub enum Command {
     },
     /// Print a container's output: stdout to stdout, stderr to stderr.
     Logs(LogsArgs),
+    // Issue 8: published ports.
+    /// Show a container's published ports, or change them (add, rm).
+    Port(PortArgs),
+}
+
+/// `cell port CONTAINER` or `cell port add|rm CONTAINER SPEC...`.
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct PortArgs {
+    /// Container (name, id or id prefix) whose ports to print, one line each:
+    /// HOST_ADDR port HOST_PORT -> CONTAINER_ADDR port CONTAINER_PORT/PROTO.
+    #[arg(required = true)]
+    pub container: Option<String>,
+    #[command(subcommand)]
+    pub change: Option<PortCommand>,
+}
+
+/// Changes of a container's published ports, running or not.
+#[derive(Subcommand)]
+pub enum PortCommand {
+    /// Publish ports of a container, effective at once; prints each mapping.
+    Add {
+        /// Container (name, id or id prefix).
+        container: String,
+        /// [HOST_IP:][HOST_PORT][:CONTAINER_PORT][/tcp|udp], as -p takes.
+        #[arg(required = true, value_name = "SPEC")]
+        ports: Vec<String>,
+    },
+    /// Unpublish ports of a container, effective at once; prints each mapping.
+    Rm {
+        /// Container (name, id or id prefix).
+        container: String,
+        /// A spec as add takes, or HOST_PORT[/PROTO].
+        #[arg(required = true, value_name = "SPEC")]
+        ports: Vec<String>,
+    },
 }
 
 /// How a list is printed.
@@ -320,7 +356,10 @@ pub struct CreateArgs {
     /// A fixed IPv6 address on the first network (default: the next free one).
     #[arg(long, value_name = "IP")]
     pub ip6: Option<String>,
-    /// Publish a port: [HOST_IP:]HOST_PORT[:CONTAINER_PORT][/tcp|udp].
+    /// Publish a port: [HOST_IP:][HOST_PORT][:CONTAINER_PORT][/tcp|udp]
+    /// (repeatable). Ranges of equal size (8000-8010:9000-9010); IPv6 hosts
+    /// in brackets; an empty or 0 HOST_PORT is chosen by celld (-p :80);
+    /// CONTAINER_PORT defaults to HOST_PORT.
     #[arg(short = 'p', long = "publish")]
     pub ports: Vec<String>,
     /// Set an environment variable, KEY=VALUE.

@@ -12,7 +12,7 @@ mod terminal;
 use anyhow::{Result, bail};
 use args::{
     Cli, Command, ContainerCommand, CreateArgs, ImageCommand, ListFormat, ListOutput, NetworkCommand,
-    NetworkCreateArgs, SessionArgs, ShowFormat,
+    NetworkCreateArgs, PortArgs, PortCommand, SessionArgs, ShowFormat,
 };
 use cell_core::error::one_line;
 use clap::Parser;
@@ -302,6 +302,7 @@ async fn run(cli: Cli) -> Result<i32> {
             })
             .await
         }
+        Command::Port(args) => port(client, args).await,
         Command::Logs(args) => {
             let mut query = vec![
                 format!("follow={}", args.follow),
@@ -492,6 +493,33 @@ fn create_network_body(args: &NetworkCreateArgs) -> Value {
         "internal": args.internal,
         "antispoof": args.antispoof,
     })
+}
+
+/// `cell port`: the lines of pot's `show`, or a change printed as the
+/// mappings it made or removed (`8080:80/tcp`, host ports chosen).
+async fn port(client: &Client, args: PortArgs) -> Result<i32> {
+    let (container, change) = match args.change {
+        None => (args.container.unwrap_or_default(), None),
+        Some(PortCommand::Add { container, ports }) => (container, Some(("", ports))),
+        Some(PortCommand::Rm { container, ports }) => (container, Some(("/remove", ports))),
+    };
+    let path = format!("/containers/{}/ports", seg(&container));
+    match change {
+        None => {
+            let lines = client.call(Method::GET, &path, None).await?;
+            print!("{}", output::port_lines(&lines));
+        }
+        Some((verb, ports)) => {
+            let body = json!({ "ports": ports });
+            let changed = client
+                .call(Method::POST, &format!("{path}{verb}"), Some(&body))
+                .await?;
+            for mapping in changed.as_array().into_iter().flatten() {
+                println!("{}", output::port_mapping(mapping));
+            }
+        }
+    }
+    Ok(0)
 }
 
 async fn network(client: &Client, cmd: NetworkCommand) -> Result<i32> {

@@ -60,6 +60,7 @@ pub fn containers_table(containers: &[Value], images: &[Value], now: DateTime<Ut
         "CREATED",
         "STATUS",
         "PID",
+        "PORTS",
     ]);
     for c in containers {
         let image_id = text(&c["image_id"]);
@@ -84,9 +85,69 @@ pub fn containers_table(containers: &[Value], images: &[Value], now: DateTime<Ut
             created,
             status.to_string(),
             text(&c["pid"]),
+            ports_cell(&c["public_ports"]),
         ]);
     }
     table.to_string()
+}
+
+/// The PORTS cell of `lsc`: `ADDR:HOST->CONTAINER/PROTO` per mapping, as
+/// Docker writes them, `ADDR` left out when published on all addresses.
+fn ports_cell(ports: &Value) -> String {
+    let mappings: Vec<String> = ports
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let host = match p["host_ip"].as_str() {
+                Some(ip) if ip.contains(':') => format!("[{ip}]:"),
+                Some(ip) => format!("{ip}:"),
+                None => String::new(),
+            };
+            format!(
+                "{host}{}->{}/{}",
+                text(&p["host_port"]),
+                text(&p["container_port"]),
+                text(&p["protocol"])
+            )
+        })
+        .collect();
+    mappings.join(", ")
+}
+
+/// `cell port CONTAINER`: pot's lines, `HOST_ADDR port HOST_PORT ->
+/// CONTAINER_ADDR port CONTAINER_PORT/PROTO`, from `GET .../ports`.
+pub fn port_lines(lines: &Value) -> String {
+    let mut out = String::new();
+    for l in lines.as_array().into_iter().flatten() {
+        let container = match &l["container_addr"] {
+            Value::Null => "-".to_string(),
+            addr => text(addr),
+        };
+        out.push_str(&format!(
+            "{} port {} -> {container} port {}/{}\n",
+            text(&l["host_addr"]),
+            text(&l["host_port"]),
+            text(&l["container_port"]),
+            text(&l["protocol"])
+        ));
+    }
+    out
+}
+
+/// One mapping as `-p` writes it: `[HOST_IP:]HOST_PORT:CONTAINER_PORT/PROTO`.
+pub fn port_mapping(p: &Value) -> String {
+    let host = match p["host_ip"].as_str() {
+        Some(ip) if ip.contains(':') => format!("[{ip}]:"),
+        Some(ip) => format!("{ip}:"),
+        None => String::new(),
+    };
+    format!(
+        "{host}{}:{}/{}",
+        text(&p["host_port"]),
+        text(&p["container_port"]),
+        text(&p["protocol"])
+    )
 }
 
 /// The `image ls` table.
@@ -282,6 +343,8 @@ mod tests {
             "id": "f455de07ac84", "name": "hungry_knuth", "image_id": "11370bfb4a88",
             "cmd": ["host", "freebsd.org"], "created": (Utc::now() - Duration::hours(2)).to_rfc3339(),
             "running": true, "pid": 42,
+            "public_ports": [{"host_ip": null, "host_port": 8080, "container_port": 80, "protocol": "tcp"},
+                             {"host_ip": "::1", "host_port": 53, "container_port": 53, "protocol": "udp"}],
         })];
         let images = vec![serde_json::json!({"id": "11370bfb4a88", "name": "busybox"})];
         let out = containers_table(&containers, &images, Utc::now());
@@ -295,6 +358,8 @@ mod tests {
             "2 hours ago",
             "running",
             "42",
+            "PORTS",
+            "8080->80/tcp, [::1]:53->53/udp",
             "─",
         ] {
             assert!(out.contains(word), "{word} missing from\n{out}");
