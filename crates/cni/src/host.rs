@@ -102,6 +102,18 @@ impl Host {
     }
 }
 
+/// The batch that removes all of the plugin's tables: the two of the
+/// ruleset and the `netdev` one of per-bridge ingress chains (IPv6
+/// replies to `::1` clients of published ports), in one transaction;
+/// succeeds when they are gone.
+pub fn delete_all_tables() -> Value {
+    let mut cmds = ruleset::delete_table_commands();
+    let netdev = serde_json::json!({"family": ruleset::FAMILY_NETDEV, "name": ruleset::TABLE});
+    cmds.push(serde_json::json!({"add": {"table": netdev.clone()}}));
+    cmds.push(serde_json::json!({"delete": {"table": netdev}}));
+    ruleset::batch(cmds)
+}
+
 /// Removes `delete` and adds `add` in one transaction. If the batch fails
 /// with elements to add, the tables are (re)written with the same batch
 /// behind them. A batch that only removes succeeds when the tables are

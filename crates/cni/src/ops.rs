@@ -345,8 +345,7 @@ pub fn add(inv: &Invocation, conf: &NetConf) -> Result<Value> {
                 // the tables go too.
                 let none_left = state.all_endpoint_ids().is_ok_and(|ids| ids.is_empty());
                 let removed = if none_left {
-                    host.firewall
-                        .apply(&ruleset::batch(ruleset::delete_table_commands()))
+                    host.firewall.apply(&crate::host::delete_all_tables())
                 } else {
                     change_elements(&host.firewall, &[], &elements)
                 };
@@ -530,8 +529,7 @@ pub fn del(inv: &Invocation, conf: &NetConf) -> Result<()> {
     }
     let removed = if last && all_others == 0 {
         // The last attachment of all: the tables go, elements and all.
-        host.firewall
-            .apply(&ruleset::batch(ruleset::delete_table_commands()))
+        host.firewall.apply(&crate::host::delete_all_tables())
     } else {
         change_elements(&host.firewall, &[], &elements)
     };
