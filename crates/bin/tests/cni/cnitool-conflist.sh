@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# cnitool-conflist.sh: one conflist through upstream cnitool (CNI 1.3.0's
+# libcni) on a node made for it, to show that a documented conflist works.
+#
+#   cnitool-conflist.sh [--tmpfs DIR]... PLUGIN_DIR CONFLIST
+#
+# In a fresh network, mount and pid namespace (the "node"; private tmpfs on
+# /run, /var/lib/cni and each --tmpfs DIR): an uplink em0 (198.51.100.2,
+# the default route) to an "upstream" namespace at 198.51.100.1; for a
+# `"network": "custom"` conflist, its `interface` as a veth to a "lan"
+# namespace. Then, on a fresh pod netns: ADD (the result is printed), the
+# pod's addresses and routes, CHECK, STATUS, DEL, DEL again, GC, with the
+# version the conflist asks for (CHECK from 0.4.0, STATUS and GC from 1.1.0).
+# Exit 0 when every step succeeded, 1 when one failed, 77 when cnitool could
+# not be installed here (scripts/cni-tools/cni-real-client.sh --install-only).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../../../.." && pwd)
+log() { printf '[cnitool-conflist] %s\n' "$*" >&2; }
+die() {
+    log "ERROR: $*"
+    exit 1
+}
+TMPFS=() POS=()
+while (($#)); do
+    case $1 in
+        --tmpfs) TMPFS+=("$2") && shift ;;
+        -*) die "unknown option $1" ;;
+        *) POS+=("$1") ;;
+    esac
+    shift
+done
+((${#POS[@]} == 2)) || die "usage: $0 [--tmpfs DIR]... PLUGIN_DIR CONFLIST"
+PLUGIN_DIR=$(readlink -f "${POS[0]}") CONFLIST=$(readlink -f "${POS[1]}")
+[[ -d $PLUGIN_DIR && -f $CONFLIST ]] || die "need a plugin directory and a conflist, not '${POS[0]}' '${POS[1]}'"
+[[ $(id -u) == 0 ]] || die "must run as root"
+
+installer=${CNI_REAL_CLIENT:-$repo/scripts/cni-tools/cni-real-client.sh}
+if ! install_log=$(bash "$installer" --install-only 2>&1); then
+    printf '%s\n' "$install_log" | tail -5 >&2
+    log "SKIP: cnitool could not be installed here ($installer --install-only failed)"
+    exit 77
+fi
+CNITOOL=${CNI_REAL_CLIENT_PREFIX:-/opt/cni-real-client}/bin/cnitool
+
+# name, effective version, and the custom network's parent (if any)
+read -r NETNAME VERSION PARENT < <(python3 - "$CONFLIST" <<'EOF'
+import json, sys
+c = json.load(open(sys.argv[1]))
+known = ["0.4.0", "1.0.0", "1.1.0"]
+key = lambda v: tuple(int(x) for x in v.split("."))
+vs = [v for v in c.get("cniVersions", []) if v in known] or [c["cniVersion"]]
+p = c["plugins"][0]
+print(c["name"], max(vs, key=key), p.get("interface", "-") if p.get("network") == "custom" else "-")
+EOF
+) || die "cannot read $CONFLIST"
+
+WORK=$(mktemp -d /tmp/cnitool-conflist.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+mkdir -p "$WORK/net.d"
+cp "$CONFLIST" "$WORK/net.d/10-$NETNAME.conflist"
+
+cat >"$WORK/inner.sh" <<'EOF'
+set -u
+mount -t tmpfs tmpfs /run
+mkdir -p /var/lib/cni && mount -t tmpfs tmpfs /var/lib/cni
+for d in $EXTRA_TMPFS; do mkdir -p "$d" && mount -t tmpfs tmpfs "$d"; done
+ip link set lo up
+mkdir -p /run/netns
+for ns in upstream lan pod; do touch /run/netns/$ns && unshare --net=/run/netns/$ns true; done
+ip link add em0 type veth peer name up0
+ip link set up0 netns upstream
+ip -n upstream addr add 198.51.100.1/24 dev up0
+ip -n upstream link set up0 up
+ip addr add 198.51.100.2/24 dev em0
+ip link set em0 up
+ip route add default via 198.51.100.1
+if [ "$PARENT" != - ]; then
+    ip link add "$PARENT" type veth peer name lan0
+    ip link set lan0 netns lan
+    ip -n lan link set lan0 up
+    ip link set "$PARENT" up
+fi
+export CNI_PATH=$PLUGIN_DIR NETCONFPATH=$WORK/net.d CNI_IFNAME=eth0
+vge() { [ "$(printf '%s\n%s\n' "$VERSION" "$1" | sort -V | head -1)" = "$1" ]; }
+step() {
+    echo "=== cnitool $1"
+    if ! out=$(timeout 60 "$CNITOOL" "$1" "$NETNAME" /run/netns/pod 2>&1); then
+        echo "--- cnitool $1 FAILED: $out"
+        exit 1
+    fi
+    [ -n "$out" ] && echo "$out"
+    return 0
+}
+step add
+echo "--- the pod's addresses and routes:"
+ip -n pod -br addr
+ip -n pod route
+ip -n pod -6 route
+if vge 0.4.0; then step check; fi
+if vge 1.1.0; then step status; fi
+step del
+step del
+if vge 1.1.0; then step gc; fi
+exit 0
+EOF
+
+MADE_VARLIBCNI=0
+[[ -d /var/lib/cni ]] || { mkdir -p /var/lib/cni && MADE_VARLIBCNI=1; }
+log "cnitool: $CNITOOL  plugins: $PLUGIN_DIR  conflist: $CONFLIST (cniVersion $VERSION)"
+set +e
+env WORK="$WORK" CNITOOL="$CNITOOL" PLUGIN_DIR="$PLUGIN_DIR" NETNAME="$NETNAME" VERSION="$VERSION" \
+    PARENT="$PARENT" EXTRA_TMPFS="${TMPFS[*]:-}" \
+    unshare --net --mount --pid --fork --mount-proc --propagation private bash "$WORK/inner.sh"
+rc=$?
+set -e
+((MADE_VARLIBCNI)) && rmdir /var/lib/cni 2>/dev/null
+if ((rc == 0)); then log "PASS"; else log "FAIL (rc=$rc)"; fi
+exit $rc
