@@ -105,8 +105,12 @@ if vge 1.1.0; then step gc; fi
 exit 0
 EOF
 
-MADE_VARLIBCNI=0
-[[ -d /var/lib/cni ]] || { mkdir -p /var/lib/cni && MADE_VARLIBCNI=1; }
+# A tmpfs needs a directory to cover; those made here (outside /run, which
+# is a tmpfs of the sandbox's own) are removed after the run.
+MADE_DIRS=()
+for d in /var/lib/cni "${TMPFS[@]}"; do
+    [[ $d == /run/* || -d $d ]] || { mkdir -p "$d" && MADE_DIRS+=("$d"); }
+done
 log "cnitool: $CNITOOL  plugins: $PLUGIN_DIR  conflist: $CONFLIST (cniVersion $VERSION)"
 set +e
 env WORK="$WORK" CNITOOL="$CNITOOL" PLUGIN_DIR="$PLUGIN_DIR" NETNAME="$NETNAME" VERSION="$VERSION" \
@@ -114,6 +118,6 @@ env WORK="$WORK" CNITOOL="$CNITOOL" PLUGIN_DIR="$PLUGIN_DIR" NETNAME="$NETNAME" 
     unshare --net --mount --pid --fork --mount-proc --propagation private bash "$WORK/inner.sh"
 rc=$?
 set -e
-((MADE_VARLIBCNI)) && rmdir /var/lib/cni 2>/dev/null
+for d in "${MADE_DIRS[@]}"; do rmdir "$d" 2>/dev/null || true; done
 if ((rc == 0)); then log "PASS"; else log "FAIL (rc=$rc)"; fi
 exit $rc

@@ -149,8 +149,12 @@ exit $rc
 EOF
 
 CG_BEFORE=$(ls -d /sys/fs/cgroup/*/k8s.io /sys/fs/cgroup/k8s.io 2>/dev/null || true)
-MADE_VARLIBCNI=0
-[[ -d /var/lib/cni ]] || { mkdir -p /var/lib/cni && MADE_VARLIBCNI=1; }
+# A tmpfs needs a directory to cover; those made here (outside /run, which
+# is a tmpfs of the sandbox's own) are removed after the run.
+MADE_DIRS=()
+for d in /var/lib/cni "${TMPFS[@]}"; do
+    [[ $d == /run/* || -d $d ]] || { mkdir -p "$d" && MADE_DIRS+=("$d"); }
+done
 log "containerd: $(head -1 "$PREFIX/INSTALLED-sid")  plugins: $PLUGIN_DIR  conflist: $CONFLIST"
 set +e
 # --pid --fork: containerd, its shims and the pods' processes die with the
@@ -160,7 +164,7 @@ env WORK="$WORK" CBIN="$CBIN" VENV="$PREFIX/venv" STUBS="$PREFIX/cri" HERE="$her
     unshare --net --mount --pid --fork --mount-proc --propagation private bash "$WORK/inner.sh"
 rc=$?
 set -e
-((MADE_VARLIBCNI)) && rmdir /var/lib/cni 2>/dev/null
+for d in "${MADE_DIRS[@]}"; do rmdir "$d" 2>/dev/null || true; done
 if [[ -z $CG_BEFORE ]]; then
     for d in /sys/fs/cgroup/*/k8s.io /sys/fs/cgroup/k8s.io; do
         # deepest first: pods' cgroups that a failed run left, then k8s.io
