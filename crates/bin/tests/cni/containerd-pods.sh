@@ -9,7 +9,7 @@
 # and its CRI client could not be installed here (the caller reports a skip,
 # with the reason printed on stderr).
 #
-# containerd, runc, Debian's `loopback` plugin and the Python CRI client come
+# containerd, runc and the Python CRI client come
 # from scripts/cni-tools/cni-containerd-cri.sh --install-only (Debian's mirror
 # and PyPI only; about 30 s the first time). Everything then runs inside
 # `unshare --net --mount --pid`: private tmpfs on /run and /var/lib/cni (and
@@ -54,13 +54,13 @@ if ! install_log=$(bash "$installer" --install-only 2>&1); then
     exit 77
 fi
 CBIN=$PREFIX/containerd-sid/usr/bin
-[[ -x $CBIN/containerd && -x /usr/lib/cni/loopback && -f $PREFIX/cri/api_pb2_grpc.py ]] ||
+[[ -x $CBIN/containerd && -f $PREFIX/cri/api_pb2_grpc.py ]] ||
     die "the install under $PREFIX is incomplete"
 
 WORK=$(mktemp -d /tmp/containerd-pods.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$WORK/bin" "$WORK/net.d" "$WORK/logs"
-for p in "$PLUGIN_DIR"/* /usr/lib/cni/loopback; do
+for p in "$PLUGIN_DIR"/*; do
     [[ -f $p && -x $p ]] || continue
     n=$(basename "$p")
     [[ -e $WORK/bin/$n ]] && continue
@@ -115,6 +115,9 @@ state = "$WORK/state"
   [plugins."io.containerd.cri.v1.runtime".cni]
     bin_dirs = ["$WORK/bin"]
     conf_dir = "$WORK/net.d"
+    # containerd brings the pod's lo up itself: the conflist's plugins are
+    # the only ones it runs
+    use_internal_loopback = true
 [plugins."io.containerd.internal.v1.opt"]
   path = "$WORK/opt"
 EOF
