@@ -88,6 +88,24 @@ pub fn batch(commands: impl IntoIterator<Item = Value>) -> Value {
     json!({ "nftables": commands.into_iter().collect::<Vec<_>>() })
 }
 
+/// The same batch on tables named `table` instead of [`TABLE`], so a second
+/// user of this ruleset (the CNI plugin's `inet cell_cni` and `bridge
+/// cell_cni`) never touches `celld`'s tables. Objects of other tables are
+/// left as they are.
+pub fn retarget(batch: &Value, table: &str) -> Value {
+    let mut batch = batch.clone();
+    let objects = batch["nftables"].as_array_mut().into_iter().flatten();
+    for object in objects.filter_map(|c| c.as_object_mut()?.values_mut().next()?.as_object_mut()) {
+        for (kind, body) in object.iter_mut() {
+            let key = if kind == "table" { "name" } else { "table" };
+            if body.get(key).and_then(Value::as_str) == Some(TABLE) {
+                body[key] = json!(table);
+            }
+        }
+    }
+    batch
+}
+
 fn set(family: &str, name: &str, types: &[&str], interval: bool) -> Value {
     let ty = if types.len() == 1 {
         json!(types[0])
