@@ -197,12 +197,45 @@ fn containerd_harness_passes_with_the_reference_plugins() {
     );
 }
 
+/// cell-cni's leases (`/var/lib/cni/cell/leases.db`, the default
+/// `dataDir`), one per line; nothing when there is no database yet.
+const CELL_CNI_LEASES: &str = r#"python3 -c "
+import sqlite3
+try:
+    db = sqlite3.connect('file:/var/lib/cni/cell/leases.db?mode=ro', uri=True)
+    for row in db.execute('SELECT * FROM leases'): print(*row)
+except sqlite3.OperationalError:
+    pass""#;
+
 /// Two pods through containerd on the documented bridge conflist: the
 /// pods get cell's addresses and routes, talk to each other and through
-/// NAT, the port mapping works from outside, and Stop and Remove leave no
-/// veth, no element of cell-cni's tables and no lease.
+/// NAT, and Stop and Remove leave no veth, no element of cell-cni's tables
+/// naming a pod, and no lease.
 #[test]
 fn containerd_runs_two_pods_on_cell_cni_and_leaves_nothing() {
+    require_root!();
+    let scratch = tempfile::tempdir().unwrap();
+    let plugins = cell_cni_plugin_dir(scratch.path());
+    let conflist = repo().join("contrib/cni/10-cell-bridge.conflist");
+    run_script(
+        "containerd-pods.sh",
+        &[
+            "--tables",
+            "inet cell_cni,bridge cell_cni",
+            "--lease-cmd",
+            CELL_CNI_LEASES,
+            plugins.to_str().unwrap(),
+            conflist.to_str().unwrap(),
+        ],
+    );
+}
+
+/// The same with a `hostPort` on the first pod, which containerd passes as
+/// `runtimeConfig.portMappings` (in go-cni's spelling: `HostPort`,
+/// `ContainerPort`, `Protocol`, `HostIP`): the pod starts, is reachable
+/// on the node's address from upstream, and its DEL leaves nothing.
+#[test]
+fn containerd_port_mapping_reaches_a_cell_cni_pod() {
     require_root!();
     let scratch = tempfile::tempdir().unwrap();
     let plugins = cell_cni_plugin_dir(scratch.path());
@@ -213,6 +246,8 @@ fn containerd_runs_two_pods_on_cell_cni_and_leaves_nothing() {
             "--ports",
             "--tables",
             "inet cell_cni,bridge cell_cni",
+            "--lease-cmd",
+            CELL_CNI_LEASES,
             plugins.to_str().unwrap(),
             conflist.to_str().unwrap(),
         ],

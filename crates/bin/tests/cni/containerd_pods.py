@@ -14,7 +14,8 @@ them, what containerd's CNI calls left in the kernel:
     cell-cni's own nftables tables name each pod's address;
   - pod 1 reaches pod 2 over TCP from its own address, and reaches
     upstream through NAT (upstream sees 198.51.100.2);
-  - with --ports: pod 1's port mapping 8080 -> 80 works from upstream;
+  - with --ports: pod 1 has a port mapping 8080 -> 80 (containerd passes
+    it as runtimeConfig.portMappings), and it works from upstream;
   - after Stop and Remove: no veth, no element naming a pod's address or
     MAC, no lease naming a pod (--lease-cmd), the pods' netns gone.
 
@@ -39,7 +40,7 @@ p.add_argument("--conflist", required=True)
 p.add_argument("--upstream-netns", required=True)
 p.add_argument("--tables", default="", help="nftables tables the plugin owns, 'family name,...'")
 p.add_argument("--lease-cmd", default="", help="a shell command printing the plugin's leases")
-p.add_argument("--ports", action="store_true", help="check pod 1's port mapping from upstream")
+p.add_argument("--ports", action="store_true", help="give pod 1 a port mapping, check it from upstream")
 args = p.parse_args()
 sys.path.insert(0, args.stubs)
 import api_pb2 as pb  # noqa: E402
@@ -174,7 +175,8 @@ def pod_config(name, ports):
 
 
 pods = {}
-for name, ports in (("pod1", [pb.PortMapping(protocol=pb.TCP, container_port=80, host_port=8080)]), ("pod2", [])):
+pod1_ports = [pb.PortMapping(protocol=pb.TCP, container_port=80, host_port=8080)] if args.ports else []
+for name, ports in (("pod1", pod1_ports), ("pod2", [])):
     t0 = time.time()
     try:
         r = rt.RunPodSandbox(pb.RunPodSandboxRequest(config=pod_config(name, ports)), timeout=120)
@@ -230,8 +232,8 @@ if len(pods) == 2:
     veths_down = host_veths()
     check("no veth left after Stop", veths_down == [], str(veths_down))
     if args.tables:
-        left = naming(firewall_elements(), pod_ips + macs)
-        check("no element of %s names a pod's address or MAC" % args.tables, left == [], str(left))
+        left = naming(firewall_elements(), pod_ips + macs + ['"%s"' % v for v in veths_up])
+        check("no element of %s names a pod's address, MAC or veth" % args.tables, left == [], str(left))
     if args.lease_cmd:
         left = naming(leases(), pod_ips)
         check("no lease names a pod", left == [], str(left))
