@@ -117,7 +117,7 @@ install_all() {
         command -v cargo >/dev/null ||
             die "no cargo to build cell with: build it first (cargo build --release) and pass --from target/release"
         note "building cell (cargo build --release)..."
-        (cd "$repo" && cargo build --release --quiet -p cell --bins)
+        (cd "$repo" && cargo build --release --quiet -p cell -p cell-cni --bins)
         from="$repo/target/release"
     fi
     [[ -d $from ]] || die "--from '$from' is not a directory"

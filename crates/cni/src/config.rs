@@ -26,6 +26,7 @@
 
 use crate::error::{CniError, Code, Result};
 use cell_core::model::{Network, NetworkDriver, NetworkType};
+use cell_core::port::{PortSpec, Protocol};
 use ipnet::{Ipv4Net, Ipv6Net};
 use serde::Deserialize;
 use serde_json::Value;
@@ -82,18 +83,26 @@ pub struct Attachment {
 }
 
 /// One port mapping of `runtimeConfig.portMappings`.
+///
+/// The spec spells the keys `hostPort`, `containerPort`, `protocol`,
+/// `hostIP`; containerd's go-cni sends its Go struct's field names
+/// (`HostPort`, `ContainerPort`, `Protocol`, `HostIP`), which the
+/// reference plugins take because Go decodes JSON keys without regard to
+/// case. Both spellings are read.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PortMapping {
     /// The port on the host.
+    #[serde(alias = "HostPort")]
     pub host_port: u16,
     /// The port in the container.
+    #[serde(alias = "ContainerPort")]
     pub container_port: u16,
-    /// `tcp` (the default) or `udp`.
-    #[serde(default = "tcp")]
+    /// `tcp` (the default) or `udp`, in any case.
+    #[serde(default = "tcp", alias = "Protocol")]
     pub protocol: String,
     /// The host address it is reachable on; empty for all.
-    #[serde(default, rename = "hostIP")]
+    #[serde(default, rename = "hostIP", alias = "HostIP", alias = "hostIp")]
     pub host_ip: String,
 }
 
@@ -167,8 +176,8 @@ pub struct NetConf {
     pub antispoof: bool,
     /// Where leases live.
     pub data_dir: PathBuf,
-    /// Ports to forward to the container.
-    pub port_mappings: Vec<PortMapping>,
+    /// Ports to forward to the container (`runtimeConfig.portMappings`).
+    pub port_mappings: Vec<PortSpec>,
     /// The result of the previous plugin, or of the ADD (DEL, CHECK).
     pub prev_result: Option<Value>,
     /// GC: the attachments to keep; `None` outside GC.
@@ -364,7 +373,13 @@ impl NetConf {
             internal: raw.internal.unwrap_or(false),
             antispoof: raw.antispoof.unwrap_or(true),
             data_dir: raw.data_dir.unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
-            port_mappings: raw.runtime_config.unwrap_or_default().port_mappings,
+            port_mappings: raw
+                .runtime_config
+                .unwrap_or_default()
+                .port_mappings
+                .iter()
+                .map(port_spec)
+                .collect::<Result<_>>()?,
             prev_result: raw.prev_result,
             valid_attachments: raw.valid_attachments,
         };
@@ -409,6 +424,43 @@ impl NetConf {
             antispoof: self.antispoof,
         }
     }
+}
+
+/// A port mapping as the `cell-net` ports take it. An empty host address,
+/// `0.0.0.0` or `::` means every host address, as with the reference
+/// `portmap` plugin.
+fn port_spec(mapping: &PortMapping) -> Result<PortSpec> {
+    let protocol = match mapping.protocol.to_ascii_lowercase().as_str() {
+        "tcp" | "" => Protocol::Tcp,
+        "udp" => Protocol::Udp,
+        other => {
+            return Err(invalid(format!(
+                "portMappings: protocol '{other}' of host port {} is not supported (tcp or udp)",
+                mapping.host_port
+            )));
+        }
+    };
+    if mapping.host_port == 0 || mapping.container_port == 0 {
+        return Err(invalid(format!(
+            "portMappings: port 0 in {} -> {} is not a port",
+            mapping.host_port, mapping.container_port
+        )));
+    }
+    let host_ip = match mapping.host_ip.as_str() {
+        "" | "0.0.0.0" | "::" => None,
+        text => Some(text.parse().map_err(|_| {
+            invalid(format!(
+                "portMappings: hostIP '{text}' of host port {} is not an address",
+                mapping.host_port
+            ))
+        })?),
+    };
+    Ok(PortSpec {
+        host_ip,
+        host_port: mapping.host_port,
+        container_port: mapping.container_port,
+        protocol,
+    })
 }
 
 fn first_host4(subnet: Ipv4Net) -> Option<Ipv4Addr> {
@@ -483,6 +535,18 @@ mod tests {
         assert_eq!(conf.nat, Nat::Interface("em0".into()));
         assert!(!conf.icc && conf.internal && !conf.antispoof);
         assert_eq!(conf.port_mappings[0].host_port, 8080);
+        assert_eq!(conf.port_mappings[0].protocol, Protocol::Tcp);
+        assert_eq!(conf.port_mappings[0].host_ip, None);
+        // containerd's go-cni spelling.
+        let go_cni = parse(
+            json!({"cniVersion": "1.1.0", "name": "p", "subnet": "10.9.0.0/24",
+            "runtimeConfig": {"portMappings": [
+                {"HostPort": 8080, "ContainerPort": 80, "Protocol": "TCP", "HostIP": "10.0.0.1"}]}}),
+        )
+        .unwrap();
+        assert_eq!(go_cni.port_mappings[0].host_port, 8080);
+        assert_eq!(go_cni.port_mappings[0].protocol, Protocol::Tcp);
+        assert_eq!(go_cni.port_mappings[0].host_ip, Some("10.0.0.1".parse().unwrap()));
         assert_eq!(conf.network("net1", None).interface, "net1");
         let custom = parse(json!({"cniVersion": "1.0.0", "name": "lan", "network": "custom",
             "interface": "em0", "subnet": "192.0.2.0/24"}))

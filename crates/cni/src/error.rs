@@ -42,6 +42,8 @@ pub enum Code {
     CheckFailed = 103,
     /// DEL or GC could not remove everything; `details` lists each failure.
     CleanupFailed = 104,
+    /// A host port of `portMappings` is forwarded to another attachment.
+    PortInUse = 105,
 }
 
 /// A failure as the runtime sees it: a code, a short message and details.

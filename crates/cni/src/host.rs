@@ -41,8 +41,8 @@ impl CniFirewall {
         }
     }
 
-    /// Every element of every set of both tables, as `(family, set,
-    /// value)`.
+    /// Every element of every set and map of both tables, as `(family,
+    /// set, value)`; a map's element is `[key, data]`.
     pub fn elements(&self) -> cell_net::Result<Vec<(String, String, Value)>> {
         let mut found = Vec::new();
         for family in [ruleset::FAMILY_INET, ruleset::FAMILY_BRIDGE] {
@@ -50,7 +50,7 @@ impl CniFirewall {
                 continue;
             };
             for object in listing["nftables"].as_array().into_iter().flatten() {
-                let Some(set) = object.get("set") else {
+                let Some(set) = object.get("set").or_else(|| object.get("map")) else {
                     continue;
                 };
                 let name = set["name"].as_str().unwrap_or_default();

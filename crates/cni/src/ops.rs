@@ -35,6 +35,7 @@ use crate::state::{Lease, NetworkRecord, State};
 use cell_core::model::{Endpoint, Network, NetworkType};
 use cell_net::driver::{HostFacts, ROUTED_GATEWAY6, host_ifname, is_host_ifname};
 use cell_net::plan::{self, Op, Place, Plan};
+use cell_net::ports::{self, PortForward};
 use cell_net::ruleset::{self, Element};
 use cell_net::{ContainerNet, Firewall, Links, container_driver, network_driver};
 use serde_json::{Value, json};
@@ -129,6 +130,45 @@ fn endpoint(net: &Network, lease: Option<&Lease>, ep_id: &str, container_id: &st
         ip_address6: lease.and_then(|l| l.ip6),
         mac: None,
     }
+}
+
+/// The DNAT forwards of an attachment's leased ports.
+fn forwards(net: &Network, ep: &Endpoint, lease: Option<&Lease>) -> Vec<PortForward> {
+    let specs = lease.map(|l| l.ports.as_slice()).unwrap_or_default();
+    ports::container_forwards([(net, ep)], specs)
+}
+
+/// The firewall elements of `forwards`.
+fn port_elements(forwards: &[PortForward]) -> Result<Vec<Element>> {
+    ports::port_elements(forwards)
+        .map_err(|e| CniError::caused(Code::InvalidConfig, cell_core::error::chain(&e), &e))
+}
+
+/// Refuses host ports another attachment (of any network) forwards: the
+/// kernel would refuse the map element anyway, but not say whose it is.
+fn check_ports_free(state: &State, wanted: &[cell_core::port::PortSpec], ep_id: &str) -> Result<()> {
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    for lease in state.all_leases()?.iter().filter(|l| l.endpoint_id != ep_id) {
+        for taken in &lease.ports {
+            let clash = wanted.iter().find(|w| {
+                w.host_port == taken.host_port
+                    && w.protocol == taken.protocol
+                    && (w.host_ip.is_none() || taken.host_ip.is_none() || w.host_ip == taken.host_ip)
+            });
+            if let Some(w) = clash {
+                return Err(CniError::new(
+                    Code::PortInUse,
+                    format!(
+                        "portMappings: host port {}/{} is already forwarded to container {} on network '{}'",
+                        w.host_port, w.protocol, lease.container_id, lease.network
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn open_netns(path: &Path) -> Result<ContainerNet> {
@@ -244,17 +284,37 @@ pub fn add(inv: &Invocation, conf: &NetConf) -> Result<Value> {
         NetworkType::Bridge => record.as_ref().is_some_and(|r| r.owns_interface),
         _ => false,
     };
-    let lease = state.allocate(&net, &inv.container_id, &inv.ifname, &ep_id, requested)?;
+    if !conf.port_mappings.is_empty() && !ports::can_target(&net) {
+        return Err(CniError::new(
+            Code::InvalidConfig,
+            format!(
+                "portMappings: ports cannot be forwarded into network '{}': only bridge and loopback networks that are not internal take them",
+                conf.name
+            ),
+        ));
+    }
+    check_ports_free(&state, &conf.port_mappings, &ep_id)?;
+    let lease = state.allocate(
+        &net,
+        &inv.container_id,
+        &inv.ifname,
+        &ep_id,
+        requested,
+        &conf.port_mappings,
+    )?;
     let ep = endpoint(&net, Some(&lease), &ep_id, &inv.container_id);
+    let forwards = forwards(&net, &ep, Some(&lease));
+    let setup = set_up.then_some((&facts, owns));
     match attach(
         &host,
         &container,
         &net,
         &ep,
+        &forwards,
         conf,
         &inv.ifname,
         netns,
-        set_up.then_some((&facts, owns)),
+        setup,
     ) {
         Ok(result) => {
             if set_up {
@@ -279,7 +339,16 @@ pub fn add(inv: &Invocation, conf: &NetConf) -> Result<Value> {
             }
             if first {
                 let (teardown, elements) = teardown_plan(&net, owns);
-                if let Err(e) = change_elements(&host.firewall, &[], &elements) {
+                // As after the last DEL: with no attachment left anywhere,
+                // the tables go too.
+                let none_left = state.all_endpoint_ids().is_ok_and(|ids| ids.is_empty());
+                let removed = if none_left {
+                    host.firewall
+                        .apply(&ruleset::batch(ruleset::delete_table_commands()))
+                } else {
+                    change_elements(&host.firewall, &[], &elements)
+                };
+                if let Err(e) = removed {
                     failures.push(cell_core::error::chain(&e));
                 }
                 if let Err(errors) = plan::apply_teardown(&teardown, host.kernel(), None) {
@@ -300,15 +369,17 @@ pub fn add(inv: &Invocation, conf: &NetConf) -> Result<Value> {
     }
 }
 
-/// The kernel part of an ADD: elements, the network's host side when
-/// `setup` says so (with the host's facts and whether the bridge is the
-/// plugin's), the attachment's links. Undoes its elements on failure.
+/// The kernel part of an ADD: elements (the endpoint's, its port
+/// forwards', and the network's when `setup` says so), the network's host
+/// side (with the host's facts and whether the bridge is the plugin's),
+/// the attachment's links. Undoes its elements on failure.
 #[allow(clippy::too_many_arguments)]
 fn attach(
     host: &Host,
     container: &ContainerNet,
     net: &Network,
     ep: &Endpoint,
+    forwards: &[PortForward],
     conf: &NetConf,
     ifname: &str,
     netns: &Path,
@@ -322,7 +393,8 @@ fn attach(
         .plan_attach(net, ep, container_driver(conf.driver))
         .map_err(|e| CniError::caused(Code::InvalidConfig, cell_core::error::chain(&e), &e))?;
     let attach_plan = inside_named(cni_marks(attach_plan, &net.id), &net.interface, ifname);
-    let (attach_plan, endpoint_elements) = take_elements(attach_plan);
+    let (attach_plan, mut endpoint_elements) = take_elements(attach_plan);
+    endpoint_elements.extend(port_elements(forwards)?);
     let mut elements = endpoint_elements.clone();
     elements.extend(network_elements);
     change_elements(&host.firewall, &elements, &[]).map_err(kernel("failed to add the firewall elements"))?;
@@ -447,6 +519,7 @@ pub fn del(inv: &Invocation, conf: &NetConf) -> Result<()> {
         .plan_detach(&net, &ep)
         .map_err(|e| CniError::caused(Code::InvalidConfig, cell_core::error::chain(&e), &e))?;
     let (detach, mut elements) = take_elements(inside_named(detach, &net.interface, &inv.ifname));
+    elements.extend(port_elements(&forwards(&net, &ep, lease.as_ref()))?);
     let last = others == 0 && record.is_some();
     let owns = record.as_ref().is_some_and(|r| r.owns_interface);
     let (teardown, network_elements) = teardown_plan(&net, owns);
@@ -617,10 +690,11 @@ pub fn check(inv: &Invocation, conf: &NetConf) -> Result<()> {
 
     // The firewall elements of the attachment and of its network.
     let ep = endpoint(&net, lease.as_ref(), &ep_id, &inv.container_id);
-    let wanted = network_driver(net.net_type)
+    let mut wanted = network_driver(net.net_type)
         .plan_attach(&net, &ep, container_driver(conf.driver))
         .map(|p| take_elements(p).1)
         .unwrap_or_default();
+    wanted.extend(port_elements(&forwards(&net, &ep, lease.as_ref())).unwrap_or_default());
     let present = host
         .firewall
         .elements()
@@ -710,6 +784,10 @@ pub fn gc(conf: &NetConf) -> Result<()> {
             Ok(plan) => {
                 let (plan, elements) = take_elements(plan);
                 stale_elements.extend(elements);
+                match port_elements(&forwards(&net, &ep, Some(lease))) {
+                    Ok(elements) => stale_elements.extend(elements),
+                    Err(e) => failures.push(e.msg),
+                }
                 for op in plan.ops_at(Place::Host) {
                     if let Op::DeleteLink { name } = op {
                         stale_links.insert(name.clone());
@@ -735,29 +813,60 @@ pub fn gc(conf: &NetConf) -> Result<()> {
             cell_core::error::chain(&e)
         )),
     }
-    // Elements of host ends that no lease of any network explains (a
-    // crash between the elements and the lease, or lost state).
+    // Elements that no lease of any network explains (a crash between the
+    // elements and the lease, or lost state): those of host ends without a
+    // lease, and port forwards to addresses without one.
     let stale_ids: HashSet<&str> = stale.iter().map(|l| l.endpoint_id.as_str()).collect();
-    let known: HashSet<String> = state
-        .all_endpoint_ids()?
+    let kept: Vec<Lease> = state
+        .all_leases()?
         .into_iter()
-        .filter(|id| !stale_ids.contains(id.as_str()))
+        .filter(|l| !stale_ids.contains(l.endpoint_id.as_str()))
+        .collect();
+    let known_ids: HashSet<&str> = kept.iter().map(|l| l.endpoint_id.as_str()).collect();
+    let known_ips: HashSet<String> = kept
+        .iter()
+        .flat_map(|l| [l.ip4.map(IpAddr::V4), l.ip6.map(IpAddr::V6)])
+        .flatten()
+        .map(|ip| ip.to_string())
         .collect();
     match host.firewall.elements() {
         Ok(present) => {
-            for (family, set, value) in present {
+            let mut orphan_keys = Vec::new();
+            for (family, set, value) in &present {
                 let port = value
                     .get("concat")
                     .and_then(|c| c.get(0))
-                    .unwrap_or(&value)
+                    .unwrap_or(value)
                     .as_str()
                     .unwrap_or_default();
-                let orphan =
-                    KNOWN_SETS.contains(&set.as_str()) && is_host_ifname(port) && !known.contains(&port[2..]);
-                if orphan && !stale_elements.iter().any(|e| e.set == set && e.value == value) {
-                    stale_elements.push(element_of(&family, &set, value));
+                if KNOWN_SETS.contains(&set.as_str())
+                    && is_host_ifname(port)
+                    && !known_ids.contains(&port[2..])
+                {
+                    stale_elements.push(element_of(family, set, value.clone()));
+                }
+                let target = value.get(1).and_then(Value::as_str).unwrap_or_default();
+                if let Some((_, port_map)) = PORT_MAPS.iter().find(|(addr_map, _)| addr_map == set)
+                    && !known_ips.contains(target)
+                {
+                    stale_elements.push(element_of(family, set, value.clone()));
+                    orphan_keys.push((*port_map, value[0].clone()));
                 }
             }
+            for (family, set, value) in &present {
+                if orphan_keys
+                    .iter()
+                    .any(|(map, key)| map == set && value.get(0) == Some(key))
+                {
+                    stale_elements.push(element_of(family, set, value.clone()));
+                }
+            }
+            let mut seen = Vec::new();
+            stale_elements.retain(|e| {
+                let fresh = !seen.contains(e);
+                seen.push(e.clone());
+                fresh
+            });
         }
         Err(e) => failures.push(format!(
             "failed to list the plugin's tables: {}",
@@ -825,11 +934,20 @@ fn element_of(family: &str, set: &str, value: Value) -> Element {
         .unwrap_or(ruleset::FAMILY_INET);
     let set = KNOWN_SETS
         .iter()
+        .chain(PORT_MAPS.iter().flat_map(|(a, p)| [a, p]))
         .find(|s| **s == set)
         .copied()
         .expect("only elements of known sets are read back");
     Element { family, set, value }
 }
+
+/// The port maps: each map to addresses, with its twin to ports.
+const PORT_MAPS: &[(&str, &str)] = &[
+    (ruleset::MAP_PORTS4_ADDR, ruleset::MAP_PORTS4_PORT),
+    (ruleset::MAP_PORTS6_ADDR, ruleset::MAP_PORTS6_PORT),
+    (ruleset::MAP_ADDR_PORTS4_ADDR, ruleset::MAP_ADDR_PORTS4_PORT),
+    (ruleset::MAP_ADDR_PORTS6_ADDR, ruleset::MAP_ADDR_PORTS6_PORT),
+];
 
 const KNOWN_SETS: &[&str] = &[
     ruleset::SET_SPOOF_PORTS,

@@ -18,6 +18,7 @@
 use crate::error::{CniError, Code, Result};
 use cell_core::ipam;
 use cell_core::model::Network;
+use cell_core::port::PortSpec;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashSet;
 use std::fs::File;
@@ -40,6 +41,9 @@ pub struct Lease {
     pub ip4: Option<Ipv4Addr>,
     /// IPv6 address, if the network has an IPv6 subnet.
     pub ip6: Option<Ipv6Addr>,
+    /// The ports forwarded to it, so DEL and GC remove their elements
+    /// whatever the runtime passes them.
+    pub ports: Vec<PortSpec>,
 }
 
 /// A network as its first ADD set it up.
@@ -72,6 +76,7 @@ CREATE TABLE IF NOT EXISTS leases (
     endpoint_id TEXT NOT NULL,
     ip4 TEXT,
     ip6 TEXT,
+    ports TEXT NOT NULL DEFAULT '[]',
     PRIMARY KEY (network, container_id, ifname),
     UNIQUE (network, ip4),
     UNIQUE (network, ip6)
@@ -129,7 +134,7 @@ impl State {
     pub fn lease(&self, network: &str, container_id: &str, ifname: &str) -> Result<Option<Lease>> {
         self.conn
             .query_row(
-                "SELECT network, container_id, ifname, endpoint_id, ip4, ip6 FROM leases
+                "SELECT network, container_id, ifname, endpoint_id, ip4, ip6, ports FROM leases
                  WHERE network = ?1 AND container_id = ?2 AND ifname = ?3",
                 params![network, container_id, ifname],
                 lease_from_row,
@@ -144,11 +149,22 @@ impl State {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT network, container_id, ifname, endpoint_id, ip4, ip6 FROM leases
+                "SELECT network, container_id, ifname, endpoint_id, ip4, ip6, ports FROM leases
                  WHERE network = ?1 ORDER BY container_id, ifname",
             )
             .map_err(err)?;
         let rows = stmt.query_map(params![network], lease_from_row).map_err(err)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(err)
+    }
+
+    /// Every lease of every network.
+    pub fn all_leases(&self) -> Result<Vec<Lease>> {
+        let err = |e| self.db_error("read the leases", e);
+        let mut stmt = self
+            .conn
+            .prepare("SELECT network, container_id, ifname, endpoint_id, ip4, ip6, ports FROM leases")
+            .map_err(err)?;
+        let rows = stmt.query_map([], lease_from_row).map_err(err)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(err)
     }
 
@@ -161,7 +177,8 @@ impl State {
     }
 
     /// The attachment's lease: the one it has, or a new one with free
-    /// addresses of `net` (`requested` ones if given and free).
+    /// addresses of `net` (`requested` ones if given and free); either way
+    /// with `ports`.
     pub fn allocate(
         &self,
         net: &Network,
@@ -169,8 +186,17 @@ impl State {
         ifname: &str,
         endpoint_id: &str,
         requested: (Option<Ipv4Addr>, Option<Ipv6Addr>),
+        ports: &[PortSpec],
     ) -> Result<Lease> {
-        if let Some(lease) = self.lease(&net.name, container_id, ifname)? {
+        let ports_json = serde_json::to_string(ports).expect("port specs serialise");
+        if let Some(mut lease) = self.lease(&net.name, container_id, ifname)? {
+            self.conn
+                .execute(
+                    "UPDATE leases SET ports = ?4 WHERE network = ?1 AND container_id = ?2 AND ifname = ?3",
+                    params![net.name, container_id, ifname, ports_json],
+                )
+                .map_err(|e| self.db_error("record a lease's ports", e))?;
+            lease.ports = ports.to_vec();
             return Ok(lease);
         }
         let leases = self.leases(&net.name)?;
@@ -206,11 +232,12 @@ impl State {
             endpoint_id: endpoint_id.into(),
             ip4,
             ip6,
+            ports: ports.to_vec(),
         };
         self.conn
             .execute(
-                "INSERT INTO leases (network, container_id, ifname, endpoint_id, ip4, ip6)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO leases (network, container_id, ifname, endpoint_id, ip4, ip6, ports)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     lease.network,
                     lease.container_id,
@@ -218,6 +245,7 @@ impl State {
                     lease.endpoint_id,
                     lease.ip4.map(|a| a.to_string()),
                     lease.ip6.map(|a| a.to_string()),
+                    ports_json,
                 ],
             )
             .map_err(|e| self.db_error("record a lease", e))?;
@@ -287,6 +315,7 @@ fn lease_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Lease> {
         endpoint_id: row.get(3)?,
         ip4: ip(4)?.and_then(|a| a.parse().ok()),
         ip6: ip(5)?.and_then(|a| a.parse().ok()),
+        ports: serde_json::from_str(&row.get::<_, String>(6)?).unwrap_or_default(),
     })
 }
 
@@ -308,13 +337,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let net = network();
         let state = State::open(dir.path()).unwrap();
-        let a = state.allocate(&net, "c1", "eth0", "e1", (None, None)).unwrap();
+        let a = state
+            .allocate(&net, "c1", "eth0", "e1", (None, None), &[])
+            .unwrap();
         assert_eq!(a.ip4, Some("10.7.0.2".parse().unwrap()));
         assert_eq!(a.ip6, Some("fd00:7::2".parse().unwrap()));
-        let b = state.allocate(&net, "c1", "eth1", "e2", (None, None)).unwrap();
+        let b = state
+            .allocate(&net, "c1", "eth1", "e2", (None, None), &[])
+            .unwrap();
         assert_eq!(b.ip4, Some("10.7.0.3".parse().unwrap()));
         // The same attachment keeps its lease.
-        assert_eq!(state.allocate(&net, "c1", "eth0", "e1", (None, None)).unwrap(), a);
+        assert_eq!(
+            state
+                .allocate(&net, "c1", "eth0", "e1", (None, None), &[])
+                .unwrap(),
+            a
+        );
         drop(state);
         let state = State::open(dir.path()).unwrap();
         assert_eq!(state.lease("pods", "c1", "eth0").unwrap(), Some(a.clone()));
@@ -323,7 +361,9 @@ mod tests {
         state.release("pods", "c1", "eth0").unwrap();
         assert_eq!(state.lease("pods", "c1", "eth0").unwrap(), None);
         // A released address is handed out again.
-        let c = state.allocate(&net, "c2", "eth0", "e3", (None, None)).unwrap();
+        let c = state
+            .allocate(&net, "c2", "eth0", "e3", (None, None), &[])
+            .unwrap();
         assert_eq!(c.ip4, a.ip4);
         assert_eq!(
             state.all_endpoint_ids().unwrap(),
@@ -339,23 +379,30 @@ mod tests {
         // A /29 has six hosts; the gateway takes one.
         for i in 0..5 {
             state
-                .allocate(&net, &format!("c{i}"), "eth0", &format!("e{i}"), (None, None))
+                .allocate(
+                    &net,
+                    &format!("c{i}"),
+                    "eth0",
+                    &format!("e{i}"),
+                    (None, None),
+                    &[],
+                )
                 .unwrap();
         }
         let err = state
-            .allocate(&net, "c9", "eth0", "e9", (None, None))
+            .allocate(&net, "c9", "eth0", "e9", (None, None), &[])
             .unwrap_err();
         assert_eq!(err.code, Code::AddressesExhausted, "{}", err.msg);
         state.release("pods", "c0", "eth0").unwrap();
         let taken = Some("10.7.0.3".parse().unwrap());
         let err = state
-            .allocate(&net, "c9", "eth0", "e9", (taken, None))
+            .allocate(&net, "c9", "eth0", "e9", (taken, None), &[])
             .unwrap_err();
         assert!(err.msg.contains("10.7.0.3"), "{}", err.msg);
         let free = Some("10.7.0.2".parse().unwrap());
         assert_eq!(
             state
-                .allocate(&net, "c9", "eth0", "e9", (free, None))
+                .allocate(&net, "c9", "eth0", "e9", (free, None), &[])
                 .unwrap()
                 .ip4,
             free
@@ -374,7 +421,14 @@ mod tests {
                 std::thread::spawn(move || {
                     let state = State::open(&dir).unwrap();
                     state
-                        .allocate(&net, &format!("c{i}"), "eth0", &format!("e{i}"), (None, None))
+                        .allocate(
+                            &net,
+                            &format!("c{i}"),
+                            "eth0",
+                            &format!("e{i}"),
+                            (None, None),
+                            &[],
+                        )
                         .unwrap()
                         .ip4
                 })

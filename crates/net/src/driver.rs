@@ -32,6 +32,7 @@ use crate::links::{LinkInfo, Links, check_link_name};
 use crate::mac::MacAddr;
 use crate::nft::Firewall;
 use crate::plan::{self, Op, Plan};
+use crate::ports::{self, PortForward};
 use crate::ruleset;
 use crate::sysctl::Sysctl;
 use cell_core::model::{Endpoint, Network, NetworkDriver, NetworkType};
@@ -324,6 +325,15 @@ fn sysctl(key: &str, value: &str) -> Op {
     }
 }
 
+/// Lets the host's own clients of published ports on 127.0.0.1 reach
+/// containers behind `ifname`: without it the kernel refuses to route
+/// a loopback source out of (and its replies in from) any other link.
+/// A fixed rule keeps other traffic to 127.0.0.0/8 out (see
+/// [`crate::ports`]).
+fn route_localnet(ifname: &str) -> Op {
+    sysctl(&format!("net/ipv4/conf/{ifname}/route_localnet"), "1")
+}
+
 fn ipv6_off(ifname: &str) -> Op {
     sysctl(&format!("net/ipv6/conf/{ifname}/disable_ipv6"), "1")
 }
@@ -379,6 +389,7 @@ impl NetworkTypeDriver for LoopbackDriver {
             // answers ARP for every address it can route, at once.
             plan.host(sysctl(&format!("net/ipv4/conf/{host_if}/proxy_arp"), "1"));
             plan.host(sysctl(&format!("net/ipv4/neigh/{host_if}/proxy_delay"), "0"));
+            plan.host(route_localnet(&host_if));
         }
         plan.host(Op::SetUp {
             name: host_if.clone(),
@@ -452,6 +463,9 @@ impl NetworkTypeDriver for BridgeDriver {
             });
         }
         plan.host(Op::SetUp { name: bridge.clone() });
+        if net.subnet.is_some() {
+            plan.host(route_localnet(bridge));
+        }
         finish_setup(&mut plan, net, true);
         Ok(plan)
     }
@@ -644,6 +658,39 @@ pub fn attach(
     applied
 }
 
+/// [`attach`], with the endpoint's published ports (see [`crate::ports`]):
+/// their elements go in the same transaction as the endpoint's others.
+/// `forwards` are those that target this endpoint
+/// ([`crate::ports::forwards_of`]).
+pub fn attach_with_ports(
+    k: HostKernel<'_>,
+    c: ContainerKernel<'_>,
+    net: &Network,
+    ep: &Endpoint,
+    driver: NetworkDriver,
+    forwards: &[PortForward],
+) -> Result<()> {
+    let plan = network_driver(net.net_type).plan_attach(net, ep, container_driver(driver))?;
+    let plan = ports::with_port_elements(plan, forwards, true)?;
+    let (applied, clock) = plan::apply_timed(&plan, k, Some(c));
+    tracing::debug!(endpoint = %ep.id, network = %net.name, ports = forwards.len(), steps = %clock.attach_summary(), "attach");
+    applied
+}
+
+/// [`detach`], with the endpoint's published ports: their elements are
+/// deleted in the same transaction as its others. Idempotent.
+pub fn detach_with_ports(
+    k: HostKernel<'_>,
+    ctr: Option<&dyn Links>,
+    net: &Network,
+    ep: &Endpoint,
+    forwards: &[PortForward],
+) -> Result<()> {
+    let plan = network_driver(net.net_type).plan_detach(net, ep)?;
+    let plan = ports::with_port_elements(plan, forwards, false)?;
+    plan::apply_teardown(&plan, k, ctr).or_else(|errors| errors.into_result())
+}
+
 /// Detaches an endpoint: its firewall elements and its links (with their
 /// routes). `ctr` is the container's namespace if it still exists; it is
 /// needed only for a custom network's macvlan, which has no host end.
@@ -690,7 +737,18 @@ pub fn restore_firewall(
     networks: &[Network],
     endpoints: &[(&Network, &Endpoint)],
 ) -> Result<()> {
-    let mut elements = Vec::new();
+    restore_firewall_with_ports(firewall, networks, endpoints, &[])
+}
+
+/// [`restore_firewall`], with the published ports of running containers
+/// (`forwards`) in the same transaction.
+pub fn restore_firewall_with_ports(
+    firewall: &dyn Firewall,
+    networks: &[Network],
+    endpoints: &[(&Network, &Endpoint)],
+    forwards: &[PortForward],
+) -> Result<()> {
+    let mut elements = ports::port_elements(forwards)?;
     for net in networks {
         elements.extend(ruleset::network_elements(net));
     }

@@ -106,6 +106,7 @@ fn bridge_network_gets_bridge_gateways_and_forwarding() {
     assert_eq!(
         f.sysctl.writes(),
         vec![
+            ("net/ipv4/conf/cell0/route_localnet".into(), "1".into()),
             ("net/ipv4/ip_forward".into(), "1".into()),
             ("net/ipv6/conf/all/forwarding".into(), "1".into())
         ]

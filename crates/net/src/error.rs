@@ -247,6 +247,14 @@ pub enum NetError {
     /// this network, publish ports). A user mistake, hence a core error.
     #[error(transparent)]
     Refused(#[from] cell_core::CoreError),
+    /// A published port cannot be put in the kernel as given.
+    #[error("invalid port forward {forward}: {reason}")]
+    InvalidPortForward {
+        /// The forward, as [`crate::ports::PortForward`] displays it.
+        forward: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A network's description does not fit its type.
     #[error("invalid network {network}: {reason}")]
     InvalidNetwork {

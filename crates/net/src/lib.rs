@@ -18,6 +18,8 @@
 //!   teardown and an endpoint's attach and detach; [`mod@container_driver`]:
 //!   one [`ContainerDriver`] per way a container is networked (`host`,
 //!   `disabled`, `ipnet`, `vnet`).
+//! - [`ports`]: published ports as DNAT map elements ([`PortForward`]),
+//!   added with an endpoint's other elements or alone.
 //! - [`plan`]: a [`Plan`] is data (steps tagged host or container);
 //!   [`plan::apply`] carries it out and undoes it on failure,
 //!   [`plan::apply_teardown`] keeps going and reports every failure.
@@ -74,6 +76,7 @@ pub mod netlink;
 pub mod netns;
 pub mod nft;
 pub mod plan;
+pub mod ports;
 pub mod ruleset;
 pub mod sysctl;
 #[cfg(test)]
@@ -90,6 +93,7 @@ pub use netlink::NetlinkLinks;
 pub use netns::{create_netns, delete_netns, in_netns};
 pub use nft::{FakeFirewall, Firewall, Nft};
 pub use plan::{Op, Place, Plan, Step};
+pub use ports::PortForward;
 pub use sysctl::{FakeSysctl, NetnsSysctl, ProcSysctl, Sysctl};
 
 pub use error::NetErrors;

@@ -75,10 +75,50 @@ pub const SET_ND_TARGETS: &str = "nd_targets";
 /// not exchange frames.
 pub const SET_ICC_OFF_PORTS: &str = "icc_off_ports";
 
+/// `inet cell`: nat prerouting, DNAT of published ports for clients
+/// from outside and from containers.
+pub const CHAIN_NAT_PREROUTING: &str = "nat_prerouting";
+/// `inet cell`: nat output, DNAT of published ports for clients on the
+/// host itself.
+pub const CHAIN_NAT_OUTPUT: &str = "nat_output";
+/// `inet cell`: input filter that drops new connections to 127.0.0.0/8
+/// from other interfaces than `lo` (see [`crate::ports`]).
+pub const CHAIN_INPUT_LOCALNET: &str = "input_localnet";
+/// `inet cell`: map `inet_proto . inet_service : ipv4_addr`, the
+/// container address of IPv4 ports published on every host address.
+/// (nft 1.0.6 crashes on a map to `ipv4_addr . inet_service` given as
+/// JSON, so address and port are two maps with the same keys.)
+pub const MAP_PORTS4_ADDR: &str = "ports4_addr";
+/// `inet cell`: map `inet_proto . inet_service : inet_service`, the
+/// container port of IPv4 ports published on every host address.
+pub const MAP_PORTS4_PORT: &str = "ports4_port";
+/// `inet cell`: as [`MAP_PORTS4_ADDR`], for IPv6.
+pub const MAP_PORTS6_ADDR: &str = "ports6_addr";
+/// `inet cell`: as [`MAP_PORTS4_PORT`], for IPv6.
+pub const MAP_PORTS6_PORT: &str = "ports6_port";
+/// `inet cell`: map `ipv4_addr . inet_proto . inet_service : ipv4_addr`,
+/// the container address of IPv4 ports published on one host address.
+pub const MAP_ADDR_PORTS4_ADDR: &str = "addr_ports4_addr";
+/// `inet cell`: map `ipv4_addr . inet_proto . inet_service :
+/// inet_service`, the container port of IPv4 ports published on one host
+/// address.
+pub const MAP_ADDR_PORTS4_PORT: &str = "addr_ports4_port";
+/// `inet cell`: as [`MAP_ADDR_PORTS4_ADDR`], for IPv6.
+pub const MAP_ADDR_PORTS6_ADDR: &str = "addr_ports6_addr";
+/// `inet cell`: as [`MAP_ADDR_PORTS4_PORT`], for IPv6.
+pub const MAP_ADDR_PORTS6_PORT: &str = "addr_ports6_port";
+/// `inet cell`: `S . S` for each IPv4 subnet of a network whose
+/// containers may be published: DNATed connections inside one subnet are
+/// masqueraded (hairpin).
+pub const SET_HAIRPIN4: &str = "hairpin4";
+/// `inet cell`: `S . S` for each IPv6 subnet, as [`SET_HAIRPIN4`].
+pub const SET_HAIRPIN6: &str = "hairpin6";
+
 // Chain priorities as numbers: the JSON parser of nft 1.0.6 takes them
 // as integers (the named ones are spelled out for the reader).
 const PRIO_INET_FILTER: i32 = 0; // "filter"
 const PRIO_SRCNAT: i32 = 100; // "srcnat"
+const PRIO_DSTNAT: i32 = -100; // "dstnat"
 const PRIO_RAW: i32 = -300; // "raw": before conntrack, so spoofed packets make no state
 const PRIO_BRIDGE_PREROUTING: i32 = -300; // before anything else on the bridge
 const PRIO_BRIDGE_FILTER: i32 = -200; // "filter" in the bridge family
@@ -294,7 +334,145 @@ fn inet_table() -> Vec<Value> {
             ],
         ));
     }
+    cmds.extend(inet_port_commands());
     cmds
+}
+
+fn map(name: &str, key: &[&str], data: &str) -> Value {
+    json!({"add": {"map": {
+        "family": FAMILY_INET, "table": TABLE, "name": name, "type": key, "map": data
+    }}})
+}
+
+/// The maps, chains and rules of published ports in `inet cell` (see
+/// [`crate::ports`]): fixed, whatever the number of ports.
+fn inet_port_commands() -> Vec<Value> {
+    let f = FAMILY_INET;
+    let any = ["inet_proto", "inet_service"];
+    let one4 = ["ipv4_addr", "inet_proto", "inet_service"];
+    let one6 = ["ipv6_addr", "inet_proto", "inet_service"];
+    let mut cmds = vec![
+        map(MAP_PORTS4_ADDR, &any, "ipv4_addr"),
+        map(MAP_PORTS4_PORT, &any, "inet_service"),
+        map(MAP_PORTS6_ADDR, &any, "ipv6_addr"),
+        map(MAP_PORTS6_PORT, &any, "inet_service"),
+        map(MAP_ADDR_PORTS4_ADDR, &one4, "ipv4_addr"),
+        map(MAP_ADDR_PORTS4_PORT, &one4, "inet_service"),
+        map(MAP_ADDR_PORTS6_ADDR, &one6, "ipv6_addr"),
+        map(MAP_ADDR_PORTS6_PORT, &one6, "inet_service"),
+        set(f, SET_HAIRPIN4, &["ipv4_addr", "ipv4_addr"], true),
+        set(f, SET_HAIRPIN6, &["ipv6_addr", "ipv6_addr"], true),
+        chain(f, CHAIN_NAT_PREROUTING, "nat", "prerouting", PRIO_DSTNAT),
+        chain(f, CHAIN_NAT_OUTPUT, "nat", "output", PRIO_DSTNAT),
+        chain(f, CHAIN_INPUT_LOCALNET, "filter", "input", PRIO_INET_FILTER),
+    ];
+    let l4 = || vec![meta("l4proto"), payload("th", "dport")];
+    let lookup =
+        |key: &[Value], map: &str| json!({"map": {"key": concat(key.to_vec()), "data": set_ref(map)}});
+    let dnat = |ip: &str, key: Vec<Value>, (addr, port): (&str, &str)| json!({"dnat": {"family": ip, "addr": lookup(&key, addr), "port": lookup(&key, port)}});
+    for (ip, nfproto, any, by_addr, internal, hairpin, localhost) in [
+        (
+            "ip",
+            "ipv4",
+            (MAP_PORTS4_ADDR, MAP_PORTS4_PORT),
+            (MAP_ADDR_PORTS4_ADDR, MAP_ADDR_PORTS4_PORT),
+            SET_INTERNAL4,
+            SET_HAIRPIN4,
+            prefix("127.0.0.0/8".parse().unwrap()),
+        ),
+        (
+            "ip6",
+            "ipv6",
+            (MAP_PORTS6_ADDR, MAP_PORTS6_PORT),
+            (MAP_ADDR_PORTS6_ADDR, MAP_ADDR_PORTS6_PORT),
+            SET_INTERNAL6,
+            SET_HAIRPIN6,
+            json!("::1"),
+        ),
+    ] {
+        for chain in [CHAIN_NAT_PREROUTING, CHAIN_NAT_OUTPUT] {
+            // A failed map lookup ends the rule, so a packet tries the
+            // ports of its destination address first, then those of
+            // every address; the latter only for the host's own
+            // addresses (not for traffic the host routes or sends away).
+            let mut key = vec![payload(ip, "daddr")];
+            key.extend(l4());
+            cmds.push(rule(f, chain, vec![dnat(ip, key, by_addr)]));
+            cmds.push(rule(
+                f,
+                chain,
+                vec![
+                    is(meta("nfproto"), json!(nfproto)),
+                    is(
+                        json!({"fib": {"result": "type", "flags": ["daddr"]}}),
+                        json!("local"),
+                    ),
+                    dnat(ip, l4(), any),
+                ],
+            ));
+        }
+        let dnatted = || json!({"match": {"op": "in", "left": {"ct": {"key": "status"}}, "right": "dnat"}});
+        // Inserted, so they come before the isolation drops of the
+        // forward chain: a published port is reachable from other
+        // networks and on icc off, but internal networks stay shut in.
+        cmds.push(json!({"insert": {"rule": {
+            "family": f, "table": TABLE, "chain": CHAIN_FORWARD,
+            "expr": [dnatted(), is_not(payload(ip, "saddr"), set_ref(internal)), verdict("accept")]
+        }}}));
+        cmds.push(rule(
+            f,
+            CHAIN_POSTROUTING,
+            vec![
+                dnatted(),
+                is(
+                    concat(vec![payload(ip, "saddr"), payload(ip, "daddr")]),
+                    set_ref(hairpin),
+                ),
+                verdict("masquerade"),
+            ],
+        ));
+        cmds.push(rule(
+            f,
+            CHAIN_POSTROUTING,
+            vec![
+                dnatted(),
+                is(payload(ip, "saddr"), localhost),
+                verdict("masquerade"),
+            ],
+        ));
+    }
+    // route_localnet lets 127.0.0.0/8 in on cell's host-side interfaces
+    // (so replies to the host's own 127.0.0.1 clients come back); nothing
+    // else may use that: new connections to it from outside `lo` are
+    // dropped, as kube-proxy does for the same sysctl.
+    cmds.push(rule(
+        f,
+        CHAIN_INPUT_LOCALNET,
+        vec![
+            is_not(meta("iif"), json!("lo")),
+            is(payload("ip", "daddr"), prefix("127.0.0.0/8".parse().unwrap())),
+            is_not(
+                json!({"ct": {"key": "state"}}),
+                json!({"set": ["established", "related"]}),
+            ),
+            verdict("drop"),
+        ],
+    ));
+    cmds
+}
+
+/// The elements of a network that published ports need: `S . S` for each
+/// subnet of a bridge or loopback network, for the hairpin masquerade.
+pub fn network_port_elements(net: &Network) -> Vec<Element> {
+    if !matches!(net.net_type, NetworkType::Bridge | NetworkType::Loopback) {
+        return Vec::new();
+    }
+    let v4 = net.subnet.map(|s| (SET_HAIRPIN4, IpNet::V4(s).trunc()));
+    let v6 = net.subnet6.map(|s| (SET_HAIRPIN6, IpNet::V6(s).trunc()));
+    v4.into_iter()
+        .chain(v6)
+        .map(|(set, s)| Element::new(FAMILY_INET, set, concat(vec![prefix(s), prefix(s)])))
+        .collect()
 }
 
 /// The commands of `bridge cell`, after its flush.
@@ -551,8 +729,9 @@ pub fn delete_elements(elements: &[Element]) -> Vec<Value> {
 }
 
 /// The elements a network needs in `inet cell`: its subnets, same-network
-/// pairs when icc is on, internal subnets, and masquerade out of its NAT
-/// interface (unless internal).
+/// pairs when icc is on, internal subnets, masquerade out of its NAT
+/// interface (unless internal), and the hairpin pairs of published ports
+/// ([`network_port_elements`]).
 pub fn network_elements(net: &Network) -> Vec<Element> {
     let f = FAMILY_INET;
     let mut elems = Vec::new();
@@ -592,6 +771,7 @@ pub fn network_elements(net: &Network) -> Vec<Element> {
             elems.push(Element::new(f, masq, concat(vec![prefix(subnet), json!(nat)])));
         }
     }
+    elems.extend(network_port_elements(net));
     elems
 }
 
@@ -696,7 +876,7 @@ mod tests {
         let cmds = base["nftables"].as_array().unwrap();
         for cmd in cmds {
             let (verb, body) = cmd.as_object().unwrap().iter().next().unwrap();
-            assert!(verb == "add" || verb == "flush", "{cmd}");
+            assert!(verb == "add" || verb == "flush" || verb == "insert", "{cmd}");
             let object = body.as_object().unwrap().values().next().unwrap();
             let table = object.get("table").unwrap_or(&object["name"]);
             assert_eq!(table, TABLE, "{cmd}");
@@ -730,6 +910,97 @@ mod tests {
         assert_eq!(rules[4]["expr"][2], json!({"drop": null}));
     }
 
+    fn rules_of(base: &Value, chain: &str) -> Vec<Value> {
+        base["nftables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c["add"].get("rule").or_else(|| c["insert"].get("rule")))
+            .filter(|r| r["family"] == "inet" && r["chain"] == chain)
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn published_ports_are_looked_up_in_maps_by_fixed_rules() {
+        let base = base_ruleset();
+        // Per family: the one-address map, then every address for local
+        // destinations only, in both nat chains.
+        for chain in [CHAIN_NAT_PREROUTING, CHAIN_NAT_OUTPUT] {
+            let rules = rules_of(&base, chain);
+            assert_eq!(rules.len(), 4, "{chain}");
+            let text: Vec<String> = rules.iter().map(|r| r["expr"].to_string()).collect();
+            assert!(text[0].contains("\"@addr_ports4_addr\""), "{}", text[0]);
+            assert!(text[0].contains("\"@addr_ports4_port\""), "{}", text[0]);
+            assert!(
+                text[1].contains("\"@ports4_addr\"") && text[1].contains("\"fib\""),
+                "{}",
+                text[1]
+            );
+            assert!(text[2].contains("\"@addr_ports6_addr\""), "{}", text[2]);
+            assert!(
+                text[3].contains("\"@ports6_port\"") && text[3].contains("\"local\""),
+                "{}",
+                text[3]
+            );
+        }
+        // DNATed connections pass the forward chain's isolation drops:
+        // inserted, so they come first, but not from internal networks.
+        let inserted: Vec<&Value> = base["nftables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c.get("insert"))
+            .collect();
+        assert_eq!(inserted.len(), 2);
+        for rule in inserted {
+            assert_eq!(rule["rule"]["chain"], CHAIN_FORWARD);
+            assert_eq!(rule["rule"]["expr"][0]["match"]["right"], "dnat");
+            assert!(
+                rule["rule"]["expr"][1]["match"]["right"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("@internal")
+            );
+        }
+        let post = rules_of(&base, CHAIN_POSTROUTING);
+        let masq: Vec<&Value> = post
+            .iter()
+            .filter(|r| r["expr"][0]["match"]["right"] == "dnat")
+            .collect();
+        assert_eq!(masq.len(), 4, "hairpin and loopback sources, per family");
+        assert_eq!(rules_of(&base, CHAIN_INPUT_LOCALNET).len(), 1);
+    }
+
+    #[test]
+    fn the_rule_count_does_not_depend_on_ports() {
+        // Ports are elements: the ruleset has no input that could make
+        // it grow, and a thousand ports are a thousand elements of
+        // one transaction.
+        let rules = |b: &Value| {
+            b["nftables"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|c| c["add"].get("rule").is_some() || c["insert"].get("rule").is_some())
+                .count()
+        };
+        assert_eq!(rules(&base_ruleset()), 44);
+        let forwards: Vec<crate::PortForward> = (1..=1000)
+            .map(|p| crate::PortForward {
+                host_ip: None,
+                host_port: p,
+                container_ip: "10.1.0.2".parse().unwrap(),
+                container_port: p,
+                protocol: cell_core::port::Protocol::Tcp,
+            })
+            .collect();
+        let elements = crate::ports::port_elements(&forwards).unwrap();
+        let cmds = add_elements(&elements);
+        assert_eq!(cmds.len(), 2000, "an address and a port per forward");
+        assert!(cmds.iter().all(|c| c["add"].get("element").is_some()));
+    }
+
     #[test]
     fn network_elements_follow_the_flags() {
         let mut net = network(NetworkType::Bridge);
@@ -743,6 +1014,8 @@ mod tests {
                 ("inet", SET_SUBNETS6),
                 ("inet", SET_SAME_NET6),
                 ("inet", SET_MASQ6),
+                ("inet", SET_HAIRPIN4),
+                ("inet", SET_HAIRPIN6),
             ]
         );
         assert_eq!(
@@ -755,11 +1028,27 @@ mod tests {
         let elems = network_elements(&net);
         assert_eq!(
             sets_of(&elems),
-            vec![("inet", SET_SUBNETS4), ("inet", SET_INTERNAL4)]
+            vec![
+                ("inet", SET_SUBNETS4),
+                ("inet", SET_INTERNAL4),
+                ("inet", SET_HAIRPIN4)
+            ]
         );
         net.internal = false;
         net.nat = None;
+        assert_eq!(
+            sets_of(&network_elements(&net)),
+            vec![("inet", SET_SUBNETS4), ("inet", SET_HAIRPIN4)]
+        );
+        net.net_type = NetworkType::Custom;
         assert_eq!(sets_of(&network_elements(&net)), vec![("inet", SET_SUBNETS4)]);
+        assert_eq!(
+            network_port_elements(&network(NetworkType::Loopback))[0].value,
+            json!({"concat": [
+                {"prefix": {"addr": "10.1.0.0", "len": 24}},
+                {"prefix": {"addr": "10.1.0.0", "len": 24}}
+            ]})
+        );
     }
 
     #[test]
