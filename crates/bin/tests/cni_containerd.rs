@@ -233,13 +233,38 @@ fn containerd_runs_two_pods_on_cell_cni_and_leaves_nothing() {
 /// The same with a `hostPort` on the first pod, which containerd passes as
 /// `runtimeConfig.portMappings` (in go-cni's spelling: `HostPort`,
 /// `ContainerPort`, `Protocol`, `HostIP`): the pod starts, is reachable
-/// on the node's address from upstream, and its DEL leaves nothing.
+/// on the node's address from upstream and from the node itself, and its
+/// DEL leaves nothing.
 #[test]
 fn containerd_port_mapping_reaches_a_cell_cni_pod() {
     require_root!();
     let scratch = tempfile::tempdir().unwrap();
     let plugins = cell_cni_plugin_dir(scratch.path());
     let conflist = repo().join("contrib/cni/10-cell-bridge.conflist");
+    run_script(
+        "containerd-pods.sh",
+        &[
+            "--ports",
+            "--tables",
+            "inet cell_cni,bridge cell_cni",
+            "--lease-cmd",
+            CELL_CNI_LEASES,
+            plugins.to_str().unwrap(),
+            conflist.to_str().unwrap(),
+        ],
+    );
+}
+
+/// Two pods through containerd on the documented routed network (loopback,
+/// ipnet): each holds a /32 with a default route through its veth, they
+/// reach each other through the node's routes and upstream through NAT,
+/// pod 1's port mapping works, and nothing is left after Stop and Remove.
+#[test]
+fn containerd_runs_pods_on_a_routed_cell_cni_network() {
+    require_root!();
+    let scratch = tempfile::tempdir().unwrap();
+    let plugins = cell_cni_plugin_dir(scratch.path());
+    let conflist = repo().join("contrib/cni/20-cell-routed.conflist");
     run_script(
         "containerd-pods.sh",
         &[

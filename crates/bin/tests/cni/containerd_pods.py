@@ -9,13 +9,15 @@ them, what containerd's CNI calls left in the kernel:
 
   - Status reports NetworkReady (containerd 2.1 asks the plugin's STATUS);
   - each pod's eth0 holds the address containerd reports, with the
-    subnet's mask, and a default route via the gateway;
+    subnet's mask (vnet) or as a /32 (ipnet), and a default route via the
+    gateway (through eth0 itself on a routed loopback network);
   - the sandbox host has a veth per pod, and (with --tables) elements of
     cell-cni's own nftables tables name each pod's address;
   - pod 1 reaches pod 2 over TCP from its own address, and reaches
     upstream through NAT (upstream sees 198.51.100.2);
   - with --ports: pod 1 has a port mapping 8080 -> 80 (containerd passes
-    it as runtimeConfig.portMappings), and it works from upstream;
+    it as runtimeConfig.portMappings), and it works from upstream and from
+    the node itself;
   - after Stop and Remove: no veth, no element naming a pod's address or
     MAC, no lease naming a pod (--lease-cmd), the pods' netns gone.
 
@@ -77,10 +79,16 @@ conf = json.load(open(args.conflist))
 plugin = conf["plugins"][0]
 if plugin["type"] == "cell-cni":
     subnet = ipaddress.ip_network(plugin["subnet"])
-    gateway = plugin.get("gateway") or str(next(subnet.hosts()))
+    network_type = plugin.get("network", "bridge")
+    driver = plugin.get("driver", "vnet" if network_type == "bridge" else "ipnet")
+    # a loopback network is routed: no gateway, the default route is the veth
+    gateway = None if network_type == "loopback" else plugin.get("gateway") or str(next(subnet.hosts()))
+    # vnet gets the subnet's mask; ipnet a /32
+    prefixlen = subnet.prefixlen if driver == "vnet" else 32
 else:  # Debian's reference bridge + host-local, to check this harness itself
     subnet = ipaddress.ip_network(plugin["ipam"]["ranges"][0][0]["subnet"])
     gateway = str(next(subnet.hosts()))
+    prefixlen = subnet.prefixlen
 
 # A one-shot TCP server run in a namespace: prints "listening" once bound,
 # then "PEER_IP DATA" of the first connection.
@@ -196,12 +204,12 @@ if len(pods) == 2:
     for name, pod in pods.items():
         eth0 = ip_json(["addr", "show", "dev", "eth0"], pod["netns"])
         addrs = [(a["local"], a["prefixlen"]) for a in eth0[0]["addr_info"] if a["family"] == "inet"] if eth0 else []
-        check("%s eth0 holds %s/%d" % (name, pod["ip"], subnet.prefixlen), (pod["ip"], subnet.prefixlen) in addrs,
+        check("%s eth0 holds %s/%d" % (name, pod["ip"], prefixlen), (pod["ip"], prefixlen) in addrs,
               "eth0 has %s" % addrs)
         macs.append(eth0[0]["address"] if eth0 else "none")
         default = ip_json(["route", "show", "default"], pod["netns"])
-        check("%s default route via %s" % (name, gateway), [d.get("gateway") for d in default] == [gateway],
-              "routes: %s" % default)
+        check("%s default route via %s" % (name, gateway or "eth0"),
+              [(d.get("gateway"), d.get("dev")) for d in default] == [(gateway, "eth0")], "routes: %s" % default)
     pod_ips = [pod["ip"] for pod in pods.values()]
     veths_up = host_veths()
     check("sandbox host has a veth per pod (positive control)", len(veths_up) == 2, str(veths_up))
@@ -221,6 +229,14 @@ if len(pods) == 2:
     if args.ports:
         conversation("upstream -> node %s:8080 -> pod1:80 (portMappings)" % NODE_IP, pods["pod1"]["netns"], 80,
                      args.upstream_netns, NODE_IP, 8080, UPSTREAM_IP)
+        srv = serve(pods["pod1"]["netns"], 80)  # from the node itself, whatever source it picks
+        r = send(None, NODE_IP, 8080, "testing")
+        try:
+            out, _ = srv.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            srv.kill()
+            out = "nothing (client: rc=%d %s)" % (r.returncode, r.stderr.strip())
+        check("node -> its own %s:8080 -> pod1:80 (portMappings)" % NODE_IP, out.strip().endswith(" testing"), out)
 
     for name, pod in pods.items():
         for what in ("StopPodSandbox %s (CNI DEL)", "StopPodSandbox %s again (CNI DEL, idempotent)"):
