@@ -5,6 +5,7 @@
 #   scripts/bench-cni.sh                  # RUNS=20 N=100, both chains
 #   RUNS=5 N=20 scripts/bench-cni.sh      # a quick run
 #   CHAINS=reference scripts/bench-cni.sh # only the reference chain
+#                                         # (default: "null reference cell-cni")
 #
 # Two chains on the same conflist shape: one bridge network over
 # 10.88.0.0/16 with NAT and the portMappings capability,
@@ -12,6 +13,9 @@
 #              containernetworking-plugins package (iptables for NAT and ports)
 #   cell-cni   cell-cni with "network": "bridge", "driver": "vnet", "nat": true
 #              (one nftables transaction of set elements per call)
+#   null       a shell script that answers every call at once: the client's
+#              own cost (cnitool's start, libcni, its result cache), the floor
+#              under both
 # For each chain and each port mode (none, and one port mapping per pod,
 # passed as runtimeConfig the way containerd does): the median wall time of
 # RUNS `cnitool add` and `cnitool del` of one pod on an otherwise empty
@@ -35,7 +39,7 @@ cd "$(dirname "$0")/.."
 
 RUNS=${RUNS:-20}
 N=${N:-100}
-CHAINS=${CHAINS:-reference cell-cni}
+CHAINS=${CHAINS:-null reference cell-cni}
 PORT_MODES=${PORT_MODES:-none one-per-pod}
 SUBNET_PREFIX=10.88
 
@@ -178,6 +182,20 @@ if [[ " $CHAINS " == *" cell-cni "* ]]; then
     ln -s "$(readlink -f "$CELL_CNI")" "$work/cell-bin/cell-cni"
 fi
 
+mkdir -p "$work/null-bin"
+cat >"$work/null-bin/null" <<'EOF'
+#!/bin/sh
+# answers every CNI call at once: ADD with an empty result, the rest with nothing
+cat >/dev/null
+[ "$CNI_COMMAND" = ADD ] && echo '{"cniVersion": "1.0.0", "interfaces": [], "ips": []}'
+[ "$CNI_COMMAND" = VERSION ] && echo '{"cniVersion": "1.0.0", "supportedVersions": ["1.0.0"]}'
+exit 0
+EOF
+chmod +x "$work/null-bin/null"
+cat >"$work/null.conflist" <<EOF
+{ "cniVersion": "1.0.0", "name": "bench",
+  "plugins": [ { "type": "null", "capabilities": {"portMappings": true} } ] }
+EOF
 cat >"$work/reference.conflist" <<EOF
 { "cniVersion": "1.0.0", "name": "bench",
   "plugins": [
@@ -202,10 +220,11 @@ trap 'rm -rf "$work"; if $made_varlibcni; then rmdir /var/lib/cni 2>/dev/null; f
 results=()
 for chain in $CHAINS; do
     case $chain in
+        null) plugin_dir=$work/null-bin ;;
         reference) plugin_dir=/usr/lib/cni ;;
         cell-cni) plugin_dir=$work/cell-bin ;;
         *)
-            echo "bench-cni: unknown chain '$chain' (reference, cell-cni)" >&2
+            echo "bench-cni: unknown chain '$chain' (null, reference, cell-cni)" >&2
             exit 1
             ;;
     esac
@@ -238,9 +257,18 @@ if [[ " $CHAINS " == *" reference "* && " $CHAINS " == *" cell-cni "* ]]; then
     for ports in $PORT_MODES; do
         ref=$(printf '%s\n' "${results[@]}" | awk -v p="$ports" '$2 == "reference" && $3 == p')
         cell=$(printf '%s\n' "${results[@]}" | awk -v p="$ports" '$2 == "cell-cni" && $3 == p')
-        awk -v r="$ref" -v c="$cell" -v n="$N" -v p="$ports" 'BEGIN {
+        floor=$(printf '%s\n' "${results[@]}" | awk -v p="$ports" '$2 == "null" && $3 == p')
+        awk -v r="$ref" -v c="$cell" -v f="$floor" -v n="$N" -v p="$ports" 'BEGIN {
             split(r, a, " "); split(c, b, " ");
             printf "ports %-12s cell-cni / reference: ADD %.2f (N=1) %.2f (N=%d), DEL %.2f (N=1) %.2f (N=%d)\n",
-                p, b[4] / a[4], b[6] / a[6], n, b[5] / a[5], b[7] / a[7], n }'
+                p, b[4] / a[4], b[6] / a[6], n, b[5] / a[5], b[7] / a[7], n
+            # the same above the client floor: what the plugins themselves cost
+            if (f != "") {
+                split(f, z, " ");
+                printf "ports %-12s  above the null floor:  ADD %.2f (N=1) %.2f (N=%d), DEL %.2f (N=1) %.2f (N=%d)\n",
+                    p, (b[4] - z[4]) / (a[4] - z[4]), (b[6] - z[6]) / (a[6] - z[6]), n,
+                    (b[5] - z[5]) / (a[5] - z[5]), (b[7] - z[7]) / (a[7] - z[7]), n
+            }
+        }'
     done
 fi

@@ -55,10 +55,10 @@ fn cell_cni_plugin_dir(scratch: &Path) -> PathBuf {
     dir
 }
 
-/// Runs a script of `tests/cni/`; true when it passed, false when it
+/// Runs a script of `tests/cni/`: its stdout when it passed, `None` when it
 /// skipped (exit 77: a client could not be installed), a panic with its
 /// output when it failed.
-fn run_script(script: &str, args: &[&str]) -> bool {
+fn run_script(script: &str, args: &[&str]) -> Option<String> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/cni")
         .join(script);
@@ -72,11 +72,11 @@ fn run_script(script: &str, args: &[&str]) -> bool {
     match out.status.code() {
         Some(0) => {
             eprintln!("{shown}");
-            true
+            Some(String::from_utf8_lossy(&out.stdout).into_owned())
         }
         Some(77) => {
             eprintln!("skipped: {script} could not install its client here\n{shown}");
-            false
+            None
         }
         _ => panic!("{script} {args:?} failed:\n{shown}"),
     }
@@ -148,18 +148,54 @@ fn contrib_conflists_use_only_the_documented_keys() {
 }
 
 /// Each documented conflist works under upstream cnitool on a node made for
-/// it: ADD, CHECK, STATUS, DEL, DEL again and GC all succeed.
+/// it: ADD, CHECK, STATUS, DEL, DEL again and GC all succeed and leave no
+/// veth; then 20 ADDs at once give 20 pods 20 distinct addresses, and 20
+/// DELs at once leave no veth.
 #[test]
 fn contrib_conflists_work_under_cnitool() {
     require_root!();
     let scratch = tempfile::tempdir().unwrap();
     let plugins = cell_cni_plugin_dir(scratch.path());
     for path in contrib_conflists() {
-        if !run_script(
-            "cnitool-conflist.sh",
-            &[plugins.to_str().unwrap(), path.to_str().unwrap()],
-        ) {
+        let args = [
+            "--parallel",
+            "20",
+            plugins.to_str().unwrap(),
+            path.to_str().unwrap(),
+        ];
+        if run_script("cnitool-conflist.sh", &args).is_none() {
             return;
+        }
+    }
+}
+
+/// cnitool gets its result in the version the conflist asks for (0.4.0,
+/// 1.0.0, 1.1.0), and CHECK (and from 1.1.0 STATUS and GC) accept it.
+#[test]
+fn cnitool_gets_each_result_version_it_asks_for() {
+    require_root!();
+    let scratch = tempfile::tempdir().unwrap();
+    let plugins = cell_cni_plugin_dir(scratch.path());
+    let text = std::fs::read_to_string(repo().join("contrib/cni/10-cell-bridge.conflist")).unwrap();
+    for version in ["0.4.0", "1.0.0", "1.1.0"] {
+        let mut list: serde_json::Value = serde_json::from_str(&text).unwrap();
+        list["cniVersion"] = version.into();
+        list.as_object_mut().unwrap().remove("cniVersions");
+        let conflist = scratch.path().join(format!("v{version}.conflist"));
+        std::fs::write(&conflist, list.to_string()).unwrap();
+        let Some(out) = run_script(
+            "cnitool-conflist.sh",
+            &[plugins.to_str().unwrap(), conflist.to_str().unwrap()],
+        ) else {
+            return;
+        };
+        let wanted = format!("\"cniVersion\": \"{version}\"");
+        assert!(out.contains(&wanted), "the ADD result is not {version}:\n{out}");
+        if version == "1.1.0" {
+            assert!(
+                out.contains("=== cnitool status") && out.contains("=== cnitool gc"),
+                "{out}"
+            );
         }
     }
 }

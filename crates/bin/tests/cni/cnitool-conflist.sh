@@ -2,7 +2,7 @@
 # cnitool-conflist.sh: one conflist through upstream cnitool (CNI 1.3.0's
 # libcni) on a node made for it, to show that a documented conflist works.
 #
-#   cnitool-conflist.sh [--tmpfs DIR]... PLUGIN_DIR CONFLIST
+#   cnitool-conflist.sh [--tmpfs DIR]... [--parallel N] PLUGIN_DIR CONFLIST
 #
 # In a fresh network, mount and pid namespace (the "node"; private tmpfs on
 # /run, /var/lib/cni and each --tmpfs DIR): an uplink em0 (198.51.100.2,
@@ -10,7 +10,10 @@
 # `"network": "custom"` conflist, its `interface` as a veth to a "lan"
 # namespace. Then, on a fresh pod netns: ADD (the result is printed), the
 # pod's addresses and routes, CHECK, STATUS, DEL, DEL again, GC, with the
-# version the conflist asks for (CHECK from 0.4.0, STATUS and GC from 1.1.0).
+# version the conflist asks for (CHECK from 0.4.0, STATUS and GC from 1.1.0),
+# and no veth left on the node. With --parallel N, then N ADDs at once on N
+# pods, which must all succeed with N distinct IPv4 addresses, and N DELs
+# at once, which must leave no veth.
 # Exit 0 when every step succeeded, 1 when one failed, 77 when cnitool could
 # not be installed here (scripts/cni-tools/cni-real-client.sh --install-only).
 set -euo pipefail
@@ -21,16 +24,18 @@ die() {
     log "ERROR: $*"
     exit 1
 }
-TMPFS=() POS=()
+TMPFS=() POS=() PARALLEL=0
 while (($#)); do
     case $1 in
         --tmpfs) TMPFS+=("$2") && shift ;;
+        --parallel) PARALLEL=$2 && shift ;;
         -*) die "unknown option $1" ;;
         *) POS+=("$1") ;;
     esac
     shift
 done
-((${#POS[@]} == 2)) || die "usage: $0 [--tmpfs DIR]... PLUGIN_DIR CONFLIST"
+((${#POS[@]} == 2)) || die "usage: $0 [--tmpfs DIR]... [--parallel N] PLUGIN_DIR CONFLIST"
+[[ $PARALLEL =~ ^[0-9]+$ ]] || die "--parallel takes a number, not '$PARALLEL'"
 PLUGIN_DIR=$(readlink -f "${POS[0]}") CONFLIST=$(readlink -f "${POS[1]}")
 [[ -d $PLUGIN_DIR && -f $CONFLIST ]] || die "need a plugin directory and a conflist, not '${POS[0]}' '${POS[1]}'"
 [[ $(id -u) == 0 ]] || die "must run as root"
@@ -92,7 +97,12 @@ step() {
     [ -n "$out" ] && echo "$out"
     return 0
 }
+# the node's veths but the uplink and a custom network's parent (a custom
+# network's pods have macvlans: no veth on the node)
+pod_veths() { ip -o link show type veth | awk -F': ' '{sub(/@.*/, "", $2); print $2}' | grep -vx -e em0 -e "$PARENT" || true; }
+veths_per_pod=1; [ "$PARENT" = - ] || veths_per_pod=0
 step add
+[ "$(pod_veths | grep -c .)" = $veths_per_pod ] || { echo "--- wanted $veths_per_pod veth on the node after ADD: $(pod_veths)"; exit 1; }
 echo "--- the pod's addresses and routes:"
 ip -n pod -br addr
 ip -n pod route
@@ -102,6 +112,33 @@ if vge 1.1.0; then step status; fi
 step del
 step del
 if vge 1.1.0; then step gc; fi
+left=$(pod_veths)
+[ -z "$left" ] || { echo "--- veths left after DEL: $left"; exit 1; }
+echo "--- no veth left after DEL"
+[ "$PARALLEL" -gt 0 ] || exit 0
+
+echo "=== $PARALLEL cnitool add at once"
+for i in $(seq "$PARALLEL"); do touch /run/netns/par$i && unshare --net=/run/netns/par$i true; done
+all() { # VERB: runs cnitool VERB on every pod at once; fails if one did
+    local pids=() i bad=0
+    for i in $(seq "$PARALLEL"); do
+        timeout 120 "$CNITOOL" "$1" "$NETNAME" /run/netns/par$i >"$WORK/par$i.$1" 2>&1 &
+        pids+=($!)
+    done
+    for i in "${!pids[@]}"; do wait "${pids[$i]}" || { bad=1; echo "--- $1 of pod par$((i + 1)) FAILED: $(cat "$WORK/par$((i + 1)).$1")"; }; done
+    return $bad
+}
+all add || exit 1
+addrs=$(for i in $(seq "$PARALLEL"); do ip -4 -o -n par$i addr show dev eth0 | awk '{print $4}'; done)
+distinct=$(printf '%s\n' "$addrs" | sort -u | grep -c . || true)
+echo "--- $PARALLEL pods hold $distinct distinct IPv4 addresses: $(echo $addrs)"
+[ "$distinct" = "$PARALLEL" ] || exit 1
+[ "$(pod_veths | grep -c .)" = $((PARALLEL * veths_per_pod)) ] || { echo "--- wanted $((PARALLEL * veths_per_pod)) veths: $(pod_veths)"; exit 1; }
+echo "=== $PARALLEL cnitool del at once"
+all del || exit 1
+left=$(pod_veths)
+[ -z "$left" ] || { echo "--- veths left after the DELs: $left"; exit 1; }
+echo "--- no veth left after the DELs"
 exit 0
 EOF
 
@@ -114,7 +151,7 @@ done
 log "cnitool: $CNITOOL  plugins: $PLUGIN_DIR  conflist: $CONFLIST (cniVersion $VERSION)"
 set +e
 env WORK="$WORK" CNITOOL="$CNITOOL" PLUGIN_DIR="$PLUGIN_DIR" NETNAME="$NETNAME" VERSION="$VERSION" \
-    PARENT="$PARENT" EXTRA_TMPFS="${TMPFS[*]:-}" \
+    PARENT="$PARENT" PARALLEL="$PARALLEL" EXTRA_TMPFS="${TMPFS[*]:-}" \
     unshare --net --mount --pid --fork --mount-proc --propagation private bash "$WORK/inner.sh"
 rc=$?
 set -e
