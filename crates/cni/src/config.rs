@@ -18,14 +18,18 @@
 //! Keys and defaults: `network` (`bridge`), `driver` (`vnet` on a bridge,
 //! `ipnet` otherwise), `interface` (the bridge, default
 //! [`DEFAULT_BRIDGE`]; the parent of a custom network, required),
-//! `subnet` and/or `subnet6`, `gateway`/`gateway6` (a bridge's default is
-//! the subnet's first address; a loopback network has none), `nat` (true:
-//! out of the host's default route; false; or an interface name; default
-//! true except on custom networks), `icc` (true), `internal` (false),
-//! `antispoof` (true), `dataDir` ([`DEFAULT_DATA_DIR`]).
+//! `subnet` and/or `subnet6`, `gateway`/`gateway6` (an address, `auto` or
+//! `none`, as `--gw`; a bridge's default is the subnet's first address; a
+//! loopback network has none), `nat` (true: out of the host's default
+//! route; false; or an interface name; default true; custom and internal
+//! networks have none), `icc` (true), `internal` (false), `antispoof`
+//! (true; custom networks have none), `dataDir` ([`DEFAULT_DATA_DIR`]).
+//! Everything about the network itself is checked by `cell_core`'s
+//! `CreateNetwork::validate`, as `cell network create` is.
 
 use crate::error::{CniError, Code, Result};
 use cell_core::model::{Network, NetworkDriver, NetworkType};
+use cell_core::netspec::{CreateNetwork, NatChoice};
 use cell_core::port::{PortSpec, Protocol};
 use ipnet::{Ipv4Net, Ipv6Net};
 use serde::Deserialize;
@@ -247,12 +251,50 @@ impl NetConf {
                 tracing::warn!(key, "ignoring an unknown configuration key");
             }
         }
-        let net_type: NetworkType = raw
-            .network
-            .as_deref()
-            .unwrap_or("bridge")
-            .parse()
-            .map_err(|e: cell_core::CoreError| invalid(format!("\"network\": {}", e.message)))?;
+        // The network itself is checked by the very code that checks
+        // `cell network create`, with the CNI defaults filled in: the same
+        // subnets are refused, the same gateways chosen, the same flags
+        // refused on custom and internal networks.
+        let net_type = raw.network.clone().unwrap_or_else(|| "bridge".into());
+        let interface = match net_type.as_str() {
+            "bridge" => Some(raw.interface.clone().unwrap_or_else(|| DEFAULT_BRIDGE.into())),
+            "loopback" => {
+                if let Some(name) = &raw.interface {
+                    tracing::warn!(
+                        interface = name,
+                        "a loopback network has no host interface; ignoring \"interface\""
+                    );
+                }
+                None
+            }
+            _ => raw.interface.clone(),
+        };
+        let (nat, no_nat) = match &raw.nat {
+            None | Some(Value::Bool(true)) => (None, false),
+            Some(Value::Bool(false)) => (None, true),
+            Some(Value::String(name)) => (Some(name.clone()), false),
+            Some(other) => {
+                return Err(invalid(format!(
+                    "\"nat\": {other} is neither true, false nor an interface name"
+                )));
+            }
+        };
+        let request = CreateNetwork {
+            name: name.clone(),
+            net_type: Some(net_type),
+            interface,
+            subnet: raw.subnet.clone(),
+            subnet6: raw.subnet6.clone(),
+            gateway: raw.gateway.clone(),
+            gateway6: raw.gateway6.clone(),
+            nat,
+            no_nat,
+            icc: raw.icc,
+            internal: raw.internal.unwrap_or(false),
+            antispoof: raw.antispoof,
+        };
+        let valid = request.validate().map_err(|e| invalid(e.message))?;
+        let net_type = valid.net_type;
         let default_driver = match net_type {
             NetworkType::Bridge => "vnet",
             _ => "ipnet",
@@ -268,96 +310,18 @@ impl NetConf {
                 "\"driver\": '{driver}' containers are not attached to networks (expected ipnet or vnet)"
             )));
         }
-        let interface = match net_type {
-            NetworkType::Bridge => Some(raw.interface.unwrap_or_else(|| DEFAULT_BRIDGE.into())),
-            NetworkType::Custom => Some(raw.interface.ok_or_else(|| {
-                invalid("a custom network needs \"interface\", the parent of its macvlan children".into())
-            })?),
-            NetworkType::Loopback => {
-                if let Some(name) = raw.interface {
-                    tracing::warn!(
-                        interface = name,
-                        "a loopback network has no host interface; ignoring \"interface\""
-                    );
-                }
-                None
-            }
+        let nat = match valid.nat {
+            NatChoice::Off => Nat::Off,
+            NatChoice::HostDefault => Nat::DefaultRoute,
+            NatChoice::Interface(name) => Nat::Interface(name),
         };
-        let subnet = raw
-            .subnet
-            .as_deref()
-            .map(|s| {
-                s.parse::<Ipv4Net>().map_err(|_| {
-                    invalid(format!(
-                        "malformed subnet '{s}' (expected an IPv4 CIDR such as 10.88.0.0/16)"
-                    ))
-                })
-            })
-            .transpose()?
-            .map(|s| s.trunc());
-        let subnet6 = raw
-            .subnet6
-            .as_deref()
-            .map(|s| {
-                s.parse::<Ipv6Net>().map_err(|_| {
-                    invalid(format!(
-                        "malformed subnet6 '{s}' (expected an IPv6 CIDR such as fd00:88::/64)"
-                    ))
-                })
-            })
-            .transpose()?
-            .map(|s| s.trunc());
-        if subnet.is_none() && subnet6.is_none() {
-            return Err(invalid(
-                "the network needs \"subnet\", \"subnet6\" or both".into(),
-            ));
-        }
-        let gateway = raw
-            .gateway
-            .as_deref()
-            .map(|g| {
-                g.parse::<Ipv4Addr>()
-                    .map_err(|_| invalid(format!("malformed gateway '{g}'")))
-            })
-            .transpose()?;
-        let gateway6 = raw
-            .gateway6
-            .as_deref()
-            .map(|g| {
-                g.parse::<Ipv6Addr>()
-                    .map_err(|_| invalid(format!("malformed gateway6 '{g}'")))
-            })
-            .transpose()?;
-        let (gateway, gateway6) = match net_type {
-            NetworkType::Loopback => {
-                if let Some(gw) = gateway.map(|g| g.to_string()).or(gateway6.map(|g| g.to_string())) {
-                    return Err(invalid(format!(
-                        "gateway '{gw}': a loopback network is routed by the host and has no gateway"
-                    )));
-                }
-                (None, None)
-            }
-            NetworkType::Bridge => (
-                gateway.or_else(|| subnet.and_then(first_host4)),
-                gateway6.or_else(|| subnet6.and_then(first_host6)),
-            ),
-            NetworkType::Custom => (gateway, gateway6),
-        };
-        let nat = match raw.nat {
-            None if net_type == NetworkType::Custom => Nat::Off,
-            None | Some(Value::Bool(true)) => Nat::DefaultRoute,
-            Some(Value::Bool(false)) => Nat::Off,
-            Some(Value::String(name)) => {
-                cell_net::links::check_link_name(&name)
-                    .map_err(|_| invalid(format!("\"nat\": '{name}' is not a valid interface name")))?;
-                Nat::Interface(name)
-            }
-            Some(other) => {
-                return Err(invalid(format!(
-                    "\"nat\": {other} is neither true, false nor an interface name"
-                )));
-            }
-        };
+        let (interface, subnet, subnet6, gateway, gateway6) = (
+            valid.interface,
+            valid.subnet,
+            valid.subnet6,
+            valid.gateway,
+            valid.gateway6,
+        );
         let conf = Self {
             cni_version,
             name,
@@ -369,9 +333,9 @@ impl NetConf {
             gateway,
             gateway6,
             nat,
-            icc: raw.icc.unwrap_or(true),
-            internal: raw.internal.unwrap_or(false),
-            antispoof: raw.antispoof.unwrap_or(true),
+            icc: valid.icc,
+            internal: valid.internal,
+            antispoof: valid.antispoof,
             data_dir: raw.data_dir.unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
             port_mappings: raw
                 .runtime_config
@@ -463,14 +427,6 @@ fn port_spec(mapping: &PortMapping) -> Result<PortSpec> {
     })
 }
 
-fn first_host4(subnet: Ipv4Net) -> Option<Ipv4Addr> {
-    (subnet.prefix_len() < 31).then(|| Ipv4Addr::from(u32::from(subnet.network()) + 1))
-}
-
-fn first_host6(subnet: Ipv6Net) -> Option<Ipv6Addr> {
-    (subnet.prefix_len() < 127).then(|| Ipv6Addr::from(u128::from(subnet.network()) + 1))
-}
-
 /// The id of an attachment `(network, container id, ifname)`: 12 hex
 /// digits, the same at every call, so DEL and GC find its host end
 /// (`cvID`) and elements even without a lease.
@@ -524,7 +480,7 @@ mod tests {
     fn every_key_is_read() {
         let conf = parse(json!({"cniVersion": "0.4.0", "name": "ll", "type": "cell-cni",
             "network": "loopback", "subnet": "10.9.0.0/24", "subnet6": "fd00:9::/64",
-            "nat": "em0", "icc": false, "internal": true, "antispoof": false,
+            "nat": "em0", "icc": false, "antispoof": false,
             "dataDir": "/tmp/x", "runtimeConfig": {"portMappings": [
                 {"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]}}))
         .unwrap();
@@ -533,7 +489,7 @@ mod tests {
         assert_eq!(conf.interface, None);
         assert_eq!((conf.gateway, conf.gateway6), (None, None));
         assert_eq!(conf.nat, Nat::Interface("em0".into()));
-        assert!(!conf.icc && conf.internal && !conf.antispoof);
+        assert!(!conf.icc && !conf.internal && !conf.antispoof);
         assert_eq!(conf.port_mappings[0].host_port, 8080);
         assert_eq!(conf.port_mappings[0].protocol, Protocol::Tcp);
         assert_eq!(conf.port_mappings[0].host_ip, None);
@@ -553,6 +509,11 @@ mod tests {
         .unwrap();
         assert_eq!(custom.nat, Nat::Off);
         assert_eq!(custom.gateway, None);
+        assert!(!custom.antispoof, "custom networks have no anti-spoofing");
+        let internal =
+            parse(json!({"cniVersion": "1.0.0", "name": "in", "subnet": "10.9.0.0/24", "internal": true}))
+                .unwrap();
+        assert_eq!(internal.nat, Nat::Off);
     }
 
     #[test]

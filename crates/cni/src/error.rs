@@ -44,6 +44,8 @@ pub enum Code {
     CleanupFailed = 104,
     /// A host port of `portMappings` is forwarded to another attachment.
     PortInUse = 105,
+    /// The address asked for in `CNI_ARGS` (`IP=`) is another's.
+    AddressInUse = 106,
 }
 
 /// A failure as the runtime sees it: a code, a short message and details.

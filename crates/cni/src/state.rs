@@ -202,28 +202,34 @@ impl State {
         let leases = self.leases(&net.name)?;
         let used4: HashSet<Ipv4Addr> = leases.iter().filter_map(|l| l.ip4).collect();
         let used6: HashSet<Ipv6Addr> = leases.iter().filter_map(|l| l.ip6).collect();
-        let refuse = |e: cell_core::CoreError| {
-            let code = match e.kind {
-                cell_core::ErrorKind::Conflict => Code::AddressesExhausted,
-                _ => Code::InvalidConfig,
-            };
-            CniError::new(code, e.message)
+        let refuse = |conflict: Code| {
+            move |e: cell_core::CoreError| {
+                let code = match e.kind {
+                    cell_core::ErrorKind::Conflict => conflict,
+                    _ => Code::InvalidConfig,
+                };
+                CniError::new(code, e.message)
+            }
         };
         let ip4 = match (net.subnet, requested.0) {
             (None, _) => None,
             (Some(_), Some(ip)) => {
-                ipam::check_requested_v4(net, ip, &used4).map_err(refuse)?;
+                ipam::check_requested_v4(net, ip, &used4).map_err(refuse(Code::AddressInUse))?;
                 Some(ip)
             }
-            (Some(_), None) => Some(ipam::allocate_v4(net, &used4).map_err(refuse)?),
+            (Some(_), None) => {
+                Some(ipam::allocate_v4(net, &used4).map_err(refuse(Code::AddressesExhausted))?)
+            }
         };
         let ip6 = match (net.subnet6, requested.1) {
             (None, _) => None,
             (Some(_), Some(ip)) => {
-                ipam::check_requested_v6(net, ip, &used6).map_err(refuse)?;
+                ipam::check_requested_v6(net, ip, &used6).map_err(refuse(Code::AddressInUse))?;
                 Some(ip)
             }
-            (Some(_), None) => Some(ipam::allocate_v6(net, &used6).map_err(refuse)?),
+            (Some(_), None) => {
+                Some(ipam::allocate_v6(net, &used6).map_err(refuse(Code::AddressesExhausted))?)
+            }
         };
         let lease = Lease {
             network: net.name.clone(),
@@ -399,6 +405,7 @@ mod tests {
             .allocate(&net, "c9", "eth0", "e9", (taken, None), &[])
             .unwrap_err();
         assert!(err.msg.contains("10.7.0.3"), "{}", err.msg);
+        assert_eq!(err.code, Code::AddressInUse);
         let free = Some("10.7.0.2".parse().unwrap());
         assert_eq!(
             state

@@ -400,7 +400,7 @@ fn bad_calls_are_cni_errors_that_leave_nothing() {
             conf(&sb, json!({"subnet": "10.88.0.0/33"})),
             Some(netns.as_str()),
             7,
-            "malformed subnet '10.88.0.0/33'",
+            "invalid subnet '10.88.0.0/33'",
         ),
         (
             conf(&sb, json!({"subnet": "10.88.0.0/24", "network": "overlay"})),
@@ -495,6 +495,25 @@ fn check_names_what_is_missing() {
 }
 
 #[test]
+fn requested_addresses_in_cni_args_are_given_if_free() {
+    require_root!();
+    let sb = Sandbox::new();
+    let conf = conf(&sb, json!({"subnet": "10.88.0.0/24", "subnet6": "fd00:88::/64"}));
+    let (p1, p2) = (sb.pod("pod1"), sb.pod("pod2"));
+    let args = [(
+        "CNI_ARGS",
+        "IgnoreUnknown=1;K8S_POD_NAME=web;IP=10.88.0.77,fd00:88::77",
+    )];
+    let result = sb.cni_with("ADD", &conf, "c1", "eth0", Some(&p1), &args).ok();
+    assert_eq!(result["ips"][0]["address"], "10.88.0.77/24");
+    assert_eq!(result["ips"][1]["address"], "fd00:88::77/64");
+    let taken = [("CNI_ARGS", "IP=10.88.0.77")];
+    sb.cni_with("ADD", &conf, "c2", "eth0", Some(&p2), &taken)
+        .error(106, "10.88.0.77");
+    assert!(!sb.in_pod_ok("pod2", "ip -o link").contains("eth0"));
+}
+
+#[test]
 fn status_says_whether_an_add_would_work() {
     require_root!();
     let sb = Sandbox::new();
@@ -507,6 +526,10 @@ fn status_says_whether_an_add_would_work() {
     broken["dataDir"] = json!(file.join("state"));
     sb.cni("STATUS", &broken, "", "", None)
         .error(50, "cell-cni cannot serve ADD");
+    // Without CAP_NET_ADMIN nftables cannot be used.
+    let no_admin = [("WRAPPER", "setpriv --bounding-set -net_admin")];
+    sb.cni_with("STATUS", &conf, "", "", None, &no_admin)
+        .error(50, "nftables is unavailable");
     // A /30 has one address besides the gateway.
     let netns = sb.pod("pod1");
     sb.cni("ADD", &conf, "c1", "eth0", Some(&netns)).ok();

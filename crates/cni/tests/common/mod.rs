@@ -280,8 +280,18 @@ impl Sandbox {
         if let Some(netns) = netns {
             cmd.arg(format!("CNI_NETNS={netns}"));
         }
+        let mut wrapper: &[&str] = &[];
         for (k, v) in extra {
-            cmd.arg(format!("{k}={v}"));
+            match *k {
+                // Not a variable: a program to run the plugin through.
+                "WRAPPER" => wrapper = std::slice::from_ref(v),
+                _ => {
+                    cmd.arg(format!("{k}={v}"));
+                }
+            }
+        }
+        for w in wrapper {
+            cmd.args(w.split(' '));
         }
         let mut child = cmd
             .arg(PLUGIN)
