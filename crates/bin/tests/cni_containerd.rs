@@ -98,10 +98,11 @@ const CELL_CNI_KEYS: &[&str] = &[
     "capabilities",
 ];
 
-/// The documented conflists say only what CLI.md defines, and each network
-/// type has one (no root needed: this is the part that runs everywhere).
+/// The documented conflists say only what CLI.md defines, cell-cni's own
+/// parser takes each, and each network type has one (no root needed: this
+/// is the part that runs everywhere).
 #[test]
-fn contrib_conflists_use_only_the_documented_keys() {
+fn contrib_conflists_use_only_documented_keys_and_cell_cni_takes_them() {
     let mut types = BTreeSet::new();
     let mut names = BTreeSet::new();
     for path in contrib_conflists() {
@@ -138,6 +139,14 @@ fn contrib_conflists_use_only_the_documented_keys() {
             other => panic!("{shown}: {other:?} is not a network type and driver cell has"),
         }
         assert!(plugin["subnet"].is_string(), "{shown}: no subnet");
+        // what a runtime hands the plugin: its object with the list's
+        // version and name, checked by cell-cni's own parser
+        let mut handed = serde_json::Value::Object(plugin.clone());
+        handed["cniVersion"] = list["cniVersion"].clone();
+        handed["name"] = name.into();
+        if let Err(e) = cell_cni::NetConf::parse(&handed) {
+            panic!("{shown}: cell-cni refuses it: {e}");
+        }
         types.insert(network.to_string());
     }
     let wanted: BTreeSet<String> = ["bridge", "custom", "loopback"].map(String::from).into();
