@@ -23,10 +23,12 @@
 # that DEL, the reference bridge plugin makes its bridge once and keeps
 # it); and with N pods attached, the nftables rules (all that `nft list
 # ruleset` shows, iptables-nft's tables included) and set elements, and
-# the iptables rules (iptables-save, IPv4). The time is the whole client
-# call: cnitool's start, libcni, and each plugin of the chain. Last,
-# cell-cni's ADD and DEL as a fraction of the reference chain's, as
-# measured and above the null floor.
+# the iptables rules (iptables-save, IPv4). The wall time is the whole
+# client call: cnitool's start, libcni, and each plugin of the chain; the
+# CPU time is theirs too (user + system, from wait4), which a busy machine
+# does not inflate as it does the wall time. Last, cell-cni's ADD and DEL
+# as a fraction of the reference chain's, as measured and above the null
+# floor (each chain's time less the null chain's).
 #
 # Everything runs in throwaway namespaces (`unshare --net --mount --pid`,
 # private tmpfs on /run and /var/lib/cni, where all chains keep their
@@ -44,18 +46,10 @@ POINTS=${POINTS:-1 2 100}
 CHAINS=${CHAINS:-null reference cell-cni}
 PORT_MODES=${PORT_MODES:-none one-per-pod}
 
-now_us() { echo "${EPOCHREALTIME/./}"; }
-
-# The median of the numbers (microseconds) given, in milliseconds.
-median_ms() {
-    printf '%s\n' "$@" | sort -n |
-        awk '{a[NR]=$1} END {m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; printf "%.2f", m / 1000}'
-}
-
 # ----------------------------------------------------------------- inner ---
 # Runs inside a fresh namespace: one chain, one port mode; prints a line
-#   RESULT chain ports N add_ms del_ms nft_rules nft_elements iptables_rules
-# for each N of POINTS.
+#   RESULT chain ports N add_wall add_cpu del_wall del_cpu nft_rules nft_elements iptables_rules
+# (times in ms) for each N of POINTS.
 if [[ ${1:-} == --inner ]]; then
     chain=$2 plugin_dir=$3 conflist=$4 ports=$5 work=$6
     mount -t tmpfs bench-cni-run /run
@@ -119,17 +113,35 @@ print(sum(len(o[k].get("elem", [])) for o in json.load(sys.stdin)["nftables"] fo
         must_call add 0
         rules=$(nft_rules) elements=$(nft_elements) ipt=$(iptables_rules)
         must_call del 0
-        adds=() dels=()
-        for _ in $(seq "$RUNS"); do
-            t0=$(now_us)
-            must_call add 0
-            t1=$(now_us)
-            must_call del 0
-            t2=$(now_us)
-            adds+=($((t1 - t0)))
-            dels+=($((t2 - t1)))
-        done
-        echo "RESULT $chain $ports $n $(median_ms "${adds[@]}") $(median_ms "${dels[@]}") $rules $elements $ipt"
+        times=$(python3 - "$work/ns/pod0" "$ports" <<'EOF'
+# RUNS add/del cycles of pod 0: the medians (ms) of each call's wall time
+# and CPU time (user + system of cnitool and the plugins it waited for)
+import json, os, statistics, subprocess, sys, time
+netns, ports = sys.argv[1:3]
+env = dict(os.environ)
+if ports == "one-per-pod":
+    env["CAP_ARGS"] = json.dumps({"portMappings": [{"hostPort": 20000, "containerPort": 80, "protocol": "tcp"}]})
+def timed(verb):
+    t0 = time.perf_counter()
+    child = subprocess.Popen([os.environ["CNITOOL"], verb, "bench", netns], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - t0
+    child.returncode = 0  # reaped above
+    if status != 0:
+        sys.exit("cnitool %s failed (status %d)" % (verb, status))
+    return wall * 1000, (usage.ru_utime + usage.ru_stime) * 1000
+calls = {"add": [], "del": []}
+for _ in range(int(os.environ["RUNS"])):
+    for verb in ("add", "del"):
+        calls[verb].append(timed(verb))
+print(" ".join("%.2f" % statistics.median(t[i] for t in calls[verb]) for verb in ("add", "del") for i in (0, 1)))
+EOF
+        ) || {
+            echo "bench-cni: $chain: the timed calls failed" >&2
+            exit 1
+        }
+        echo "RESULT $chain $ports $n $times $rules $elements $ipt"
     done
     for i in $(seq 1 "$attached"); do must_call del "$i"; done
     exit 0
@@ -232,30 +244,37 @@ for chain in $CHAINS; do
 done
 
 echo
-echo "cnitool add and del of one pod with N-1 others attached, median of $RUNS (ms);"
-echo "rules and set elements with N pods attached"
-printf '%-10s %-12s %5s %9s %9s %10s %9s %9s\n' chain ports N ADD DEL "nft rules" elements iptables
+echo "cnitool add and del of one pod with N-1 others attached, medians of $RUNS (ms) of the"
+echo "wall time and of the CPU time (cnitool and its plugins); rules and set elements with N pods"
+printf '%-10s %-12s %5s %9s %8s %9s %8s %10s %9s %9s\n' chain ports N "ADD wall" "ADD cpu" "DEL wall" "DEL cpu" \
+    "nft rules" elements iptables
 for line in "${results[@]}"; do
-    read -r _ chain ports n add del rules elements ipt <<<"$line"
-    printf '%-10s %-12s %5s %9s %9s %10s %9s %9s\n' "$chain" "$ports" "$n" "$add" "$del" "$rules" "$elements" "$ipt"
+    read -r _ chain ports n add add_cpu del del_cpu rules elements ipt <<<"$line"
+    printf '%-10s %-12s %5s %9s %8s %9s %8s %10s %9s %9s\n' "$chain" "$ports" "$n" "$add" "$add_cpu" "$del" "$del_cpu" \
+        "$rules" "$elements" "$ipt"
 done
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
 
-# cell-cni's time as a fraction of the reference chain's, as measured and
-# above the null chain's (what the plugins themselves cost)
+# cell-cni's time as a fraction of the reference chain's: wall and CPU time
+# as measured, and above the null chain's (what the plugins themselves take)
 if [[ " $CHAINS " == *" reference "* && " $CHAINS " == *" cell-cni "* ]]; then
     echo
-    echo "cell-cni / reference        ADD   DEL   (above the null floor: ADD   DEL)"
+    printf '%-25s %-27s %s\n' "cell-cni / reference" "as measured" "above the null floor"
+    printf '%-25s %5s %5s    %5s %5s      %5s %5s    %5s %5s\n' "" ADD "" DEL "" ADD "" DEL ""
+    printf '%-25s %5s %5s    %5s %5s      %5s %5s    %5s %5s\n' "" wall cpu wall cpu wall cpu wall cpu
     printf '%s\n' "${results[@]}" | awk '
-        { key = $3 " " $4; add[$2, key] = $5; del[$2, key] = $6; if ($2 == "cell-cni") keys[++k] = key }
+        { key = $3 " " $4; for (i = 5; i <= 8; i++) t[$2, key, i] = $i; if ($2 == "cell-cni") keys[++k] = key }
         END {
-            for (i = 1; i <= k; i++) {
-                key = keys[i]; split(key, kp, " ")
-                line = sprintf("ports %-12s N=%-5s %5.2f %5.2f", kp[1], kp[2],
-                    add["cell-cni", key] / add["reference", key], del["cell-cni", key] / del["reference", key])
-                if (("null", key) in add)
-                    line = line sprintf("                          %5.2f %5.2f",
-                        (add["cell-cni", key] - add["null", key]) / (add["reference", key] - add["null", key]),
-                        (del["cell-cni", key] - del["null", key]) / (del["reference", key] - del["null", key]))
+            for (j = 1; j <= k; j++) {
+                key = keys[j]; split(key, kp, " ")
+                line = sprintf("ports %-12s N=%-4s", kp[1], kp[2])
+                for (i = 5; i <= 8; i++) line = line sprintf("%s %5.2f", i == 7 ? "   " : "", t["cell-cni", key, i] / t["reference", key, i])
+                if (("null", key, 5) in t) {
+                    line = line "      "
+                    for (i = 5; i <= 8; i++)
+                        line = line sprintf("%s %5.2f", i == 7 ? "   " : "",
+                            (t["cell-cni", key, i] - t["null", key, i]) / (t["reference", key, i] - t["null", key, i]))
+                }
                 print line
             }
         }'
