@@ -73,22 +73,29 @@ impl CniError {
         }
     }
 
-    /// An error whose details are `cause` and its chain.
+    /// An error whose details are `cause` and its chain, unless the
+    /// message already says them: runtimes show `msg; details` (libcni),
+    /// which should not say a thing twice.
     pub fn caused(code: Code, msg: impl Into<String>, cause: &dyn std::error::Error) -> Self {
+        let msg = msg.into();
+        let causes = chain(cause);
         Self {
             code,
-            msg: msg.into(),
-            details: chain(cause),
+            details: if msg.contains(&causes) {
+                String::new()
+            } else {
+                causes
+            },
+            msg,
         }
     }
 
-    /// A kernel failure while doing `what`.
+    /// A kernel failure while doing `what`; the message names the causes.
     pub fn kernel(what: impl Into<String>, cause: &dyn std::error::Error) -> Self {
-        let what = what.into();
         Self {
             code: Code::Kernel,
-            details: chain(cause),
-            msg: format!("{what}: {}", chain(cause)),
+            msg: format!("{}: {}", what.into(), chain(cause)),
+            details: String::new(),
         }
     }
 

@@ -69,11 +69,11 @@ fn network_for(
 }
 
 /// The interface NAT leaves by: the configured one, or that of the host's
-/// default route.
+/// default route (IPv4 first). With no default route there is no NAT, as
+/// for `celld`'s networks: nothing could leave anyway.
 fn resolve_nat(conf: &NetConf, links: &dyn Links) -> Result<Option<String>> {
     match &conf.nat {
         Nat::Off => Ok(None),
-        _ if conf.internal => Ok(None),
         Nat::Interface(name) => Ok(Some(name.clone())),
         Nat::DefaultRoute => {
             let routes = links
@@ -85,15 +85,14 @@ fn resolve_nat(conf: &NetConf, links: &dyn Links) -> Result<Option<String>> {
                 .filter_map(|r| Some((r.dest.addr().is_ipv6(), r.dev.clone()?)))
                 .collect();
             defaults.sort();
-            defaults.into_iter().next().map(|(_, dev)| Some(dev)).ok_or_else(|| {
-                CniError::new(
-                    Code::InvalidConfig,
-                    format!(
-                        "\"nat\": true in network '{}' needs a default route on the host to find the interface NAT leaves by, and there is none (name it: \"nat\": \"IFNAME\", or \"nat\": false)",
-                        conf.name
-                    ),
-                )
-            })
+            let found = defaults.into_iter().next().map(|(_, dev)| dev);
+            if found.is_none() {
+                tracing::warn!(
+                    network = conf.name,
+                    "no default route on the host: the network gets no NAT"
+                );
+            }
+            Ok(found)
         }
     }
 }

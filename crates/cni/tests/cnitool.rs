@@ -68,8 +68,8 @@ fn run(script: &PathBuf, conflist: serde_json::Value, extra: &[&str]) -> String 
 fn conflist(version: &str, plugin: serde_json::Value) -> serde_json::Value {
     let mut plugin = plugin;
     plugin["type"] = "cell-cni".into();
-    // The client's sandbox has no default route to NAT out of.
-    plugin["nat"] = false.into();
+    // "nat" is left at its default: the client's sandbox has no default
+    // route, so the network gets no NAT, as celld's would.
     serde_json::json!({"cniVersion": version, "name": "pods", "plugins": [plugin]})
 }
 
