@@ -323,3 +323,35 @@ fn containerd_runs_pods_on_a_routed_cell_cni_network() {
         ],
     );
 }
+
+/// A conflist with a malformed subnet: containerd's status says the network
+/// is not ready and names the value (the plugin's STATUS), RunPodSandbox
+/// fails naming it too (its ADD), and no veth, table or lease is made;
+/// once the good conflist replaces it, a pod gets all three (the positive
+/// control), and its removal takes them away.
+#[test]
+fn containerd_reports_a_bad_conflist_and_nothing_is_made() {
+    require_root!();
+    let scratch = tempfile::tempdir().unwrap();
+    let plugins = cell_cni_plugin_dir(scratch.path());
+    let good = repo().join("contrib/cni/10-cell-bridge.conflist");
+    let mut list: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&good).unwrap()).unwrap();
+    list["plugins"][0]["subnet"] = "10.88.0.0/33".into();
+    let bad = scratch.path().join("bad.conflist");
+    std::fs::write(&bad, list.to_string()).unwrap();
+    run_script(
+        "containerd-pods.sh",
+        &[
+            "--tables",
+            "inet cell_cni,bridge cell_cni",
+            "--lease-cmd",
+            CELL_CNI_LEASES,
+            "--refused",
+            "10.88.0.0/33",
+            "--then",
+            good.to_str().unwrap(),
+            plugins.to_str().unwrap(),
+            bad.to_str().unwrap(),
+        ],
+    );
+}

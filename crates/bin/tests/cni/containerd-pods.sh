@@ -3,7 +3,12 @@
 # libcni 1.3) on a CNI conflist, checked by containerd_pods.py beside it.
 #
 #   containerd-pods.sh [--tables 'inet cell_cni,bridge cell_cni'] [--lease-cmd CMD]
-#                      [--ports] [--tmpfs DIR]... [--trace] PLUGIN_DIR CONFLIST
+#                      [--ports] [--tmpfs DIR]... [--trace]
+#                      [--refused TEXT --then GOOD_CONFLIST] PLUGIN_DIR CONFLIST
+#
+# With --refused, CONFLIST is a bad one: containerd must report TEXT (in its
+# status and when a pod is run) and nothing may be made; then GOOD_CONFLIST
+# replaces it and a pod must start (the positive control).
 #
 # Exit 0: every check passed; 1: a check or a step failed; 77: containerd
 # and its CRI client could not be installed here (the caller reports a skip,
@@ -29,7 +34,7 @@ die() {
     exit 1
 }
 
-TABLES="" LEASE_CMD="" PORTS="" TRACE=0 TMPFS=() POS=()
+TABLES="" LEASE_CMD="" PORTS="" TRACE=0 TMPFS=() POS=() REFUSED="" THEN=""
 while (($#)); do
     case $1 in
         --tables) TABLES=$2 && shift ;;
@@ -37,6 +42,8 @@ while (($#)); do
         --ports) PORTS=--ports ;;
         --tmpfs) TMPFS+=("$2") && shift ;;
         --trace) TRACE=1 ;;
+        --refused) REFUSED=$2 && shift ;;
+        --then) THEN=$(readlink -f "$2") && shift ;;
         -*) die "unknown option $1" ;;
         *) POS+=("$1") ;;
     esac
@@ -46,6 +53,7 @@ done
 PLUGIN_DIR=$(readlink -f "${POS[0]}") CONFLIST=$(readlink -f "${POS[1]}")
 [[ -d $PLUGIN_DIR && -f $CONFLIST ]] || die "need a plugin directory and a conflist, not '${POS[0]}' '${POS[1]}'"
 [[ $(id -u) == 0 ]] || die "must run as root"
+[[ -z $REFUSED || -f $THEN ]] || die "--refused needs --then GOOD_CONFLIST"
 
 installer=${CNI_CONTAINERD_CRI:-$repo/scripts/cni-tools/cni-containerd-cri.sh}
 if ! install_log=$(bash "$installer" --install-only 2>&1); then
@@ -144,7 +152,8 @@ for _ in $(seq 300); do [ -S "$WORK/containerd.sock" ] && break; sleep 0.1; done
 "$CBIN/ctr" --address "$WORK/containerd.sock" -n k8s.io images import "$WORK/pause.tar" >/dev/null || exit 1
 timeout 300 "$VENV/bin/python" "$HERE/containerd_pods.py" --socket "$WORK/containerd.sock" \
     --stubs "$STUBS" --logdir "$WORK/logs" --conflist "$WORK/net.d/10-net.conflist" \
-    --upstream-netns /run/netns/upstream --tables "$TABLES" --lease-cmd "$LEASE_CMD" $PORTS
+    --upstream-netns /run/netns/upstream --tables "$TABLES" --lease-cmd "$LEASE_CMD" $PORTS \
+    --refused "$REFUSED" --then-conflist "$THEN"
 rc=$?
 kill $CPID; wait $CPID 2>/dev/null
 [ $rc = 0 ] || { echo "--- containerd log (errors):"; grep -E 'level=(error|warning)' "$WORK/containerd.log" | tail -8; }
@@ -163,7 +172,7 @@ set +e
 # --pid --fork: containerd, its shims and the pods' processes die with the
 # sandbox's pid 1 even when this script is killed.
 env WORK="$WORK" CBIN="$CBIN" VENV="$PREFIX/venv" STUBS="$PREFIX/cri" HERE="$here" TABLES="$TABLES" \
-    LEASE_CMD="$LEASE_CMD" PORTS="$PORTS" EXTRA_TMPFS="${TMPFS[*]:-}" \
+    LEASE_CMD="$LEASE_CMD" PORTS="$PORTS" REFUSED="$REFUSED" THEN="$THEN" EXTRA_TMPFS="${TMPFS[*]:-}" \
     unshare --net --mount --pid --fork --mount-proc --propagation private bash "$WORK/inner.sh"
 rc=$?
 set -e

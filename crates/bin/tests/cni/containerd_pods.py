@@ -28,6 +28,7 @@ any failed.
 import argparse
 import ipaddress
 import json
+import os
 import subprocess
 import sys
 import time
@@ -43,6 +44,8 @@ p.add_argument("--upstream-netns", required=True)
 p.add_argument("--tables", default="", help="nftables tables the plugin owns, 'family name,...'")
 p.add_argument("--lease-cmd", default="", help="a shell command printing the plugin's leases")
 p.add_argument("--ports", action="store_true", help="give pod 1 a port mapping, check it from upstream")
+p.add_argument("--refused", default="", help="the conflist is bad: containerd must report this text and make nothing")
+p.add_argument("--then-conflist", default="", help="with --refused: a good conflist, for the positive control")
 args = p.parse_args()
 sys.path.insert(0, args.stubs)
 import api_pb2 as pb  # noqa: E402
@@ -75,7 +78,8 @@ def ip_json(args_, netns=None):
 
 
 # ----------------------------------------------------------- the network ---
-conf = json.load(open(args.conflist))
+# with --refused the conflist is bad; the expectations are the good one's
+conf = json.load(open(args.then_conflist if args.refused else args.conflist))
 plugin = conf["plugins"][0]
 if plugin["type"] == "cell-cni":
     subnet = ipaddress.ip_network(plugin["subnet"])
@@ -168,9 +172,17 @@ def leases():
 rt = rpc.RuntimeServiceStub(grpc.insecure_channel("unix://" + args.socket))
 v = rt.Version(pb.VersionRequest(version="v1"))
 print("=== CRI runtime:", v.runtime_name, v.runtime_version, "API", v.runtime_api_version)
-st = rt.Status(pb.StatusRequest())
-ready = {c.type: (c.status, c.reason, c.message) for c in st.status.conditions}
-check("Status: NetworkReady (the plugin's STATUS)", ready.get("NetworkReady", (False,))[0], str(ready))
+
+
+def network_ready():
+    st = rt.Status(pb.StatusRequest())
+    ready = {c.type: (c.status, c.reason, c.message) for c in st.status.conditions}
+    return ready.get("NetworkReady", (False, "", "no NetworkReady condition"))
+
+
+if not args.refused:
+    ready = network_ready()
+    check("Status: NetworkReady (the plugin's STATUS)", ready[0], str(ready))
 
 
 def pod_config(name, ports):
@@ -181,6 +193,53 @@ def pod_config(name, ports):
         linux=pb.LinuxPodSandboxConfig(security_context=pb.LinuxSandboxSecurityContext(
             namespace_options=pb.NamespaceOption(network=pb.POD, pid=pb.POD, ipc=pb.POD))))
 
+
+def tables_present():
+    return [t for t in filter(None, (t.strip() for t in args.tables.split(",")))
+            if run(["nft", "list", "table"] + t.split(), check_rc=False).returncode == 0]
+
+
+if args.refused:
+    # A bad conflist: containerd reports the plugin's error and no pod starts,
+    # and nothing is made. Then, as the positive control of those "nothing"
+    # checks, the good conflist replaces it and a pod does get a veth, tables
+    # and a lease, which its removal takes away again.
+    ready = network_ready()
+    check("Status: NetworkReady false, naming %r" % args.refused, not ready[0] and args.refused in ready[2], str(ready))
+    try:
+        rt.RunPodSandbox(pb.RunPodSandboxRequest(config=pod_config("bad", [])), timeout=120)
+        check("RunPodSandbox on the bad conflist fails", False, "it succeeded")
+    except grpc.RpcError as e:
+        check("RunPodSandbox on the bad conflist fails, naming %r" % args.refused, args.refused in e.details(),
+              e.details())
+    check("no veth after the refused pod", host_veths() == [], str(host_veths()))
+    check("no table of %s after the refused pod" % args.tables, tables_present() == [], str(tables_present()))
+    check("no lease after the refused pod", leases() == [], str(leases()))
+
+    conf_file = args.conflist  # the file containerd reads, replaced whole
+    with open(conf_file + ".new", "w") as f:
+        f.write(open(args.then_conflist).read())
+    os.rename(conf_file + ".new", conf_file)
+    deadline = time.time() + 60
+    while not network_ready()[0] and time.time() < deadline:
+        time.sleep(0.1)
+    ready = network_ready()
+    check("Status: NetworkReady once the good conflist is in place", ready[0], str(ready))
+    try:
+        r = rt.RunPodSandbox(pb.RunPodSandboxRequest(config=pod_config("good", [])), timeout=120)
+        check("RunPodSandbox on the good conflist (positive control)", True)
+        check("a veth for it (positive control)", len(host_veths()) == 1, str(host_veths()))
+        check("the tables %s (positive control)" % args.tables, len(tables_present()) == len(args.tables.split(",")),
+              str(tables_present()))
+        check("a lease for it (positive control)", len(leases()) == 1, str(leases()))
+        rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=r.pod_sandbox_id), timeout=60)
+        rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=r.pod_sandbox_id), timeout=60)
+        check("no veth, table or lease once it is removed", host_veths() == [] and tables_present() == [] and
+              leases() == [], "%s %s %s" % (host_veths(), tables_present(), leases()))
+    except grpc.RpcError as e:
+        check("RunPodSandbox on the good conflist (positive control)", False, e.details())
+    print("=== %s" % ("PASS" if not failures else "FAILED: " + "; ".join(failures)))
+    sys.exit(1 if failures else 0)
 
 pods = {}
 pod1_ports = [pb.PortMapping(protocol=pb.TCP, container_port=80, host_port=8080)] if args.ports else []
