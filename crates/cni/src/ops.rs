@@ -716,7 +716,7 @@ pub fn check(inv: &Invocation, conf: &NetConf) -> Result<()> {
 }
 
 /// STATUS: whether an ADD would work now: the state can be opened, the
-/// plugin's tables can be read, NAT's interface can be found, and the
+/// plugin's tables can be read, a custom network's parent exists, and the
 /// network has a free address.
 pub fn status(conf: &NetConf) -> Result<()> {
     let unavailable = |e: CniError| CniError {
@@ -730,6 +730,21 @@ pub fn status(conf: &NetConf) -> Result<()> {
         .list(ruleset::FAMILY_INET)
         .map_err(|e| unavailable(CniError::kernel("nftables is unavailable", &e)))?;
     let net = conf.network("eth0", resolve_nat(conf, &host.links).map_err(unavailable)?);
+    if net.net_type == NetworkType::Custom {
+        let parent = host
+            .links
+            .link_index(&net.interface)
+            .map_err(|e| unavailable(CniError::kernel("failed to look up the parent interface", &e)))?;
+        if parent.is_none() {
+            return Err(unavailable(CniError::new(
+                Code::InvalidConfig,
+                format!(
+                    "the parent interface {} of network '{}' does not exist",
+                    net.interface, net.name
+                ),
+            )));
+        }
+    }
     let leases = state.leases(&conf.name)?;
     let used4: HashSet<Ipv4Addr> = leases.iter().filter_map(|l| l.ip4).collect();
     let used6: HashSet<Ipv6Addr> = leases.iter().filter_map(|l| l.ip6).collect();

@@ -541,6 +541,13 @@ fn status_says_whether_an_add_would_work() {
     nat_nowhere["name"] = json!("other");
     nat_nowhere["interface"] = json!("cni-other");
     sb.cni("STATUS", &nat_nowhere, "", "", None).ok();
+    // A custom network whose parent is missing.
+    let orphan = common::conf(
+        &sb,
+        json!({"name": "lan", "network": "custom", "interface": "nolan0", "subnet": "192.0.2.0/24"}),
+    );
+    sb.cni("STATUS", &orphan, "", "", None)
+        .error(50, "nolan0 of network 'lan' does not exist");
 }
 
 #[test]
