@@ -7,4 +7,7 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+# Every binary first: the CNI tests run the cell-cni binary, which
+# `cargo test` builds only for a package that has integration tests.
+cargo build --workspace --bins --quiet
 cargo test --workspace 2>&1
