@@ -292,8 +292,18 @@ impl NetConf {
             icc: raw.icc,
             internal: raw.internal.unwrap_or(false),
             antispoof: raw.antispoof,
+            size: None,
         };
         let valid = request.validate().map_err(|e| invalid(e.message))?;
+        // celld carves subnets from its pools; the plugin has none, so a
+        // network must name its blocks (a node's subnet comes from the
+        // cluster).
+        if valid.pool_request.is_some() {
+            return Err(invalid(
+                "\"subnet\" or \"subnet6\" is required (an address block, not \"auto\": cell-cni has no pool)"
+                    .to_string(),
+            ));
+        }
         let net_type = valid.net_type;
         let default_driver = match net_type {
             NetworkType::Bridge => "vnet",
