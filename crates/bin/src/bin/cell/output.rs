@@ -92,27 +92,56 @@ pub fn containers_table(containers: &[Value], images: &[Value], now: DateTime<Ut
 }
 
 /// The PORTS cell of `lsc`: `ADDR:HOST->CONTAINER/PROTO` per mapping, as
-/// Docker writes them, `ADDR` left out when published on all addresses.
+/// Docker writes them, `ADDR` left out when published on all addresses,
+/// and a run of consecutive ports (a `-p` range) as one
+/// `8000-8010->9000-9010/udp`.
 fn ports_cell(ports: &Value) -> String {
-    let mappings: Vec<String> = ports
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|p| {
-            let host = match p["host_ip"].as_str() {
-                Some(ip) if ip.contains(':') => format!("[{ip}]:"),
-                Some(ip) => format!("{ip}:"),
-                None => String::new(),
-            };
+    struct Run {
+        host: String,
+        first: (u64, u64),
+        last: (u64, u64),
+        protocol: String,
+    }
+    let mut runs: Vec<Run> = Vec::new();
+    for p in ports.as_array().into_iter().flatten() {
+        let host = match p["host_ip"].as_str() {
+            Some(ip) if ip.contains(':') => format!("[{ip}]:"),
+            Some(ip) => format!("{ip}:"),
+            None => String::new(),
+        };
+        let pair = (
+            p["host_port"].as_u64().unwrap_or_default(),
+            p["container_port"].as_u64().unwrap_or_default(),
+        );
+        let protocol = text(&p["protocol"]);
+        if let Some(run) = runs.last_mut()
+            && run.host == host
+            && run.protocol == protocol
+            && pair == (run.last.0 + 1, run.last.1 + 1)
+        {
+            run.last = pair;
+            continue;
+        }
+        runs.push(Run {
+            host,
+            first: pair,
+            last: pair,
+            protocol,
+        });
+    }
+    let range = |a: u64, b: u64| if a == b { a.to_string() } else { format!("{a}-{b}") };
+    runs.iter()
+        .map(|r| {
             format!(
-                "{host}{}->{}/{}",
-                text(&p["host_port"]),
-                text(&p["container_port"]),
-                text(&p["protocol"])
+                "{}{}->{}/{}",
+                r.host,
+                range(r.first.0, r.last.0),
+                range(r.first.1, r.last.1),
+                r.protocol
             )
         })
-        .collect();
-    mappings.join(", ")
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `cell port CONTAINER`: pot's lines, `HOST_ADDR port HOST_PORT ->
@@ -344,7 +373,9 @@ mod tests {
             "cmd": ["host", "freebsd.org"], "created": (Utc::now() - Duration::hours(2)).to_rfc3339(),
             "running": true, "pid": 42,
             "public_ports": [{"host_ip": null, "host_port": 8080, "container_port": 80, "protocol": "tcp"},
-                             {"host_ip": "::1", "host_port": 53, "container_port": 53, "protocol": "udp"}],
+                             {"host_ip": "::1", "host_port": 53, "container_port": 53, "protocol": "udp"},
+                             {"host_ip": null, "host_port": 9000, "container_port": 90, "protocol": "tcp"},
+                             {"host_ip": null, "host_port": 9001, "container_port": 91, "protocol": "tcp"}],
         })];
         let images = vec![serde_json::json!({"id": "11370bfb4a88", "name": "busybox"})];
         let out = containers_table(&containers, &images, Utc::now());
@@ -359,7 +390,7 @@ mod tests {
             "running",
             "42",
             "PORTS",
-            "8080->80/tcp, [::1]:53->53/udp",
+            "8080->80/tcp, [::1]:53->53/udp, 9000-9001->90-91/tcp",
             "─",
         ] {
             assert!(out.contains(word), "{word} missing from\n{out}");
