@@ -41,9 +41,13 @@ ip -n upstream addr add $UPSTREAM/24 dev uplink && ip -n upstream link set uplin
 ip route add default via $UPSTREAM
 ip netns exec upstream dnsmasq --keep-in-foreground --no-resolv --no-hosts --user=root \
     --listen-address=$UPSTREAM --bind-interfaces --address=/upstream.test/192.0.2.1 \
-    --pid-file="$WORK/dnsmasq.pid" 2>"$WORK/dnsmasq.log" &
+    --address=/upstream.test/2001:db8::1 --pid-file="$WORK/dnsmasq.pid" 2>"$WORK/dnsmasq.log" &
 DNSMASQ_PID=$!
 on_exit "kill $DNSMASQ_PID"
+for _ in $(seq 100); do
+    busybox nslookup -type=a www.upstream.test $UPSTREAM >/dev/null 2>&1 && break
+    sleep 0.1
+done
 echo "nameserver $UPSTREAM" >"$WORK/resolv.conf"
 mount --bind "$WORK/resolv.conf" /etc/resolv.conf
 
@@ -75,7 +79,7 @@ rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 check() {
     local server=$1 name=$2
     shift 2
-    "$@" busybox nslookup "$name" "$server" >/dev/null 2>&1 || {
+    "$@" busybox nslookup -type=a "$name" "$server" >/dev/null 2>&1 || {
         echo "$name does not resolve at $server" >&2
         cat "$CELL_TMP/celld.log" >&2
         exit 1
@@ -129,6 +133,9 @@ R[cell_name_ms]=$(median_ms 127.0.0.11 "$WORK/container-name" "${C1_NS[@]}")
 R[aard_name_ms]=$(median_ms 10.77.0.1 "$WORK/aardvark-name" "${AC1_NS[@]}")
 R[cell_fwd_ms]=$(median_ms 127.0.0.11 "$WORK/forwarded-name" "${C1_NS[@]}")
 R[aard_fwd_ms]=$(median_ms 10.77.0.1 "$WORK/forwarded-name" "${AC1_NS[@]}")
+# For reference: the upstream server asked directly from the host.
+R[direct_fwd_qps]=$(qps $UPSTREAM "$WORK/forwarded-name" env)
+R[direct_fwd_ms]=$(median_ms $UPSTREAM "$WORK/forwarded-name" env)
 ratio() { awk -v a="${1%% *}" -v b="${2%% *}" 'BEGIN {if (b > 0) printf "%.1fx", a / b; else print "-"}'; }
 
 echo
@@ -138,6 +145,7 @@ printf '| %-20s | %-14s | %-14s | %-8s |\n' "container name, qps" "${R[cell_name
 printf '| %-20s | %-14s | %-14s | %-8s |\n' "forwarded name, qps" "${R[cell_fwd_qps]}" "${R[aard_fwd_qps]}" "$(ratio "${R[cell_fwd_qps]}" "${R[aard_fwd_qps]}")"
 printf '| %-20s | %-14s | %-14s | %-8s |\n' "container name, median" "${R[cell_name_ms]} ms" "${R[aard_name_ms]} ms" ""
 printf '| %-20s | %-14s | %-14s | %-8s |\n' "forwarded name, median" "${R[cell_fwd_ms]} ms" "${R[aard_fwd_ms]} ms" ""
+echo "the upstream dnsmasq asked directly from the host: ${R[direct_fwd_qps]} qps, median ${R[direct_fwd_ms]} ms"
 
 echo
 echo "memory with N containers named (each running on the network):"

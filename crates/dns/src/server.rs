@@ -259,6 +259,10 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// Answers the UDP queries of one container; forwarded ones are answered
 /// by tasks of their own, so a slow upstream never holds up the names.
+///
+/// The receive buffer lives on the stack of one synchronous step, never
+/// across an await, so an idle container costs its two sockets and two
+/// small tasks, not a buffer each.
 async fn serve_udp(
     socket: Arc<UdpSocket>,
     asker: Arc<str>,
@@ -266,14 +270,21 @@ async fn serve_udp(
     stop: CancellationToken,
     tasks: TaskTracker,
 ) {
-    let mut buf = vec![0u8; MAX_UDP_QUERY];
     loop {
-        let received = tokio::select! {
+        tokio::select! {
             () = stop.cancelled() => return,
-            received = socket.recv_from(&mut buf) => received,
-        };
-        let (n, peer) = match received {
+            ready = socket.readable() => {
+                if let Err(e) = ready {
+                    tracing::debug!(container = %asker, "resolver: socket failed: {e}");
+                    return;
+                }
+            }
+        }
+        let mut buf = [0u8; MAX_UDP_QUERY];
+        let (n, peer) = match socket.try_recv_from(&mut buf) {
             Ok(received) => received,
+            // Readiness can be spurious; the next readable() waits again.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(e) => {
                 tracing::debug!(container = %asker, "resolver: failed to receive: {e}");
                 continue;
@@ -281,8 +292,10 @@ async fn serve_udp(
         };
         let query = &buf[..n];
         match answer(query, &asker, &shared.table.load()) {
+            // A full send buffer drops the answer, as the network may: the
+            // client asks again.
             Outcome::Reply(response) => {
-                let _ = socket.send_to(&response, peer).await;
+                let _ = socket.try_send_to(&response, peer);
             }
             Outcome::Forward => {
                 let query = query.to_vec();

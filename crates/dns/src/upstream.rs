@@ -96,6 +96,8 @@ pub async fn forward_udp(query: &[u8], servers: &[SocketAddr]) -> Option<Vec<u8>
             // Connected: the kernel drops datagrams from anyone else.
             socket.connect(server).await.ok()?;
             socket.send(query).await.ok()?;
+            // As large as a UDP answer can be (EDNS lets servers send more
+            // than 512 bytes).
             let mut buf = vec![0u8; 65535];
             loop {
                 let n = socket.recv(&mut buf).await.ok()?;
