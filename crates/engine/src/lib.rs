@@ -24,8 +24,8 @@ pub mod info;
 pub mod logs;
 mod lookup;
 pub mod networks;
-pub mod ports;
 pub mod pools;
+pub mod ports;
 pub mod reconcile;
 mod resolver;
 

@@ -45,7 +45,7 @@ impl World {
             start: 40000,
             end: 40099,
         }));
-        
+
         let resolver = Arc::new(RecordingResolver::default());
         let engine = open(dir.path(), &net, &runtime, &ports, &resolver);
         engine.import_image("img", &rootfs).unwrap();
@@ -63,7 +63,13 @@ impl World {
     fn restart(&mut self) {
         // The old engine's sockets close with its process.
         self.engine.release_all_reservations();
-        self.engine = open(self.dir.path(), &self.net, &self.runtime, &self.ports, &self.resolver);
+        self.engine = open(
+            self.dir.path(),
+            &self.net,
+            &self.runtime,
+            &self.ports,
+            &self.resolver,
+        );
     }
 
     fn store(&self) -> Store {

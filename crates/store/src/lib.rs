@@ -15,8 +15,8 @@ mod images;
 pub mod migrations;
 mod networks;
 mod ports;
-pub use ports::PublishedPort;
 pub use networks::NetworkOrigin;
+pub use ports::PublishedPort;
 
 pub use error::StoreError;
 
