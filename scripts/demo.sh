@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The demo: seed 000 (Kleene's host driver), seed 002 (Docker's host mode)
-# and seed 001 (an ipnet container on a loopback network) on Linux, in a
+# The demo: seed 000 (Kleene's host driver), seed 002 (Docker's host mode),
+# seed 001 (an ipnet container on a loopback network) and seed 004 (pot's
+# pools, public and private bridges, exported ports, DNS and stacks) on Linux, in a
 # sandbox namespace with a simulated uplink `em0` to "the internet".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -134,3 +135,48 @@ run cell rm -f strange_moser hungry_knuth
 run cell container prune
 run cell network rm testnet
 run ip -br link
+
+echo
+echo "== seed 004 (pot): the address pool and the public network, there from celld's first start"
+run cell network show
+echo
+echo "== seed 004: a pot on the public bridge (pot create -N public-bridge -i auto -S ipv4): an address"
+echo "   from the pool, IPv6 off inside, and \"the internet\" through NAT"
+run cell run -d --name casserole4 -l vnet -n public -S ipv4 busybox sleep 1000000
+run cell exec casserole4 ip addr show eth0
+run cell run -l vnet -n public busybox wget -q -O - http://198.51.100.1/cgi-bin/hello
+echo
+echo "== seed 004: a private bridge sized for 4 pots (pot create-private-bridge -B stove -S 4): a /29"
+run cell network create -t bridge --size 4 stove
+run cell network show stove
+echo
+echo "== seed 004: exported ports (pot export-ports -e 80:30080 -e 443): DNAT in the kernel, no proxy;"
+echo "   the second host port is picked by celld"
+run cell run -d --name casserole -l vnet -n stove -p 30080:80 -p :443 busybox \
+    sh -c 'mkdir -p /www && echo "hello from casserole" >/www/index.html && httpd -f -p 80 -h /www'
+run cell port casserole
+for _ in $(seq 100); do
+    cell exec casserole netstat -ltn 2>/dev/null | grep -q ':80 ' && break
+    sleep 0.05
+done
+echo "   from \"the internet\" (198.51.100.1) to the host's address on em0, port 30080:"
+say ip netns exec upstream busybox wget -q -O - http://198.51.100.2:30080/
+ip netns exec upstream busybox wget -q -O - http://198.51.100.2:30080/ || echo "(exit code $?)"
+echo "   and from the host itself, on 127.0.0.1:"
+run busybox wget -q -O - http://127.0.0.1:30080/
+echo
+echo "== seed 004: DNS. By default (--dns cell) a pot resolves the names of pots it shares a network with"
+run cell run --name client -l vnet -n stove busybox nslookup casserole
+echo "   ...and not those of pots on other networks (casserole4 is on public):"
+run cell run -l vnet -n stove busybox nslookup casserole4
+echo "   the other modes: inherit (the host's resolv.conf), off, custom:FILE, container:NAME"
+run cell run -l vnet -n stove --dns container:casserole busybox cat /etc/resolv.conf
+echo
+echo "== seed 004: network stacks on the host's stack (pot -N inherit -S ipv4): IPv6 sockets are refused"
+run cell run -S ipv4 busybox nc -w 1 ::1 9
+echo
+echo "== seed 004: the topology once more, then everything removed"
+run cell network show stove
+run cell rm -f casserole casserole4 client
+run cell container prune
+run cell network rm stove
