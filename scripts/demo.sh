@@ -143,7 +143,7 @@ echo
 echo "== seed 004: a pot on the public bridge (pot create -N public-bridge -i auto -S ipv4): an address"
 echo "   from the pool, IPv6 off inside, and \"the internet\" through NAT"
 run cell run -d --name casserole4 -l vnet -n public -S ipv4 busybox sleep 1000000
-run cell exec casserole4 ip addr show eth0
+run cell exec casserole4 ip addr
 run cell run -l vnet -n public busybox wget -q -O - http://198.51.100.1/cgi-bin/hello
 echo
 echo "== seed 004: a private bridge sized for 4 pots (pot create-private-bridge -B stove -S 4): a /29"
@@ -153,7 +153,7 @@ echo
 echo "== seed 004: exported ports (pot export-ports -e 80:30080 -e 443): DNAT in the kernel, no proxy;"
 echo "   the second host port is picked by celld"
 run cell run -d --name casserole -l vnet -n stove -p 30080:80 -p :443 busybox \
-    sh -c 'mkdir -p /www && echo "hello from casserole" >/www/index.html && httpd -f -p 80 -h /www'
+    sh -c 'mkdir -p /www && hostname >/www/index.html && httpd -f -p 80 -h /www'
 run cell port casserole
 for _ in $(seq 100); do
     cell exec casserole netstat -ltn 2>/dev/null | grep -q ':80 ' && break
