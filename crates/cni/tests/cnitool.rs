@@ -1,6 +1,7 @@
 //! The plugin driven by a real CNI client: upstream `cnitool` (libcni, as
 //! containerd, CRI-O and podman use it) through
-//! `../shared/tools/cni-real-client.sh`, which runs ADD, CHECK, STATUS,
+//! `scripts/cni-tools/cni-real-client.sh` (a copy of the shared tool, so a
+//! clone needs nothing beside it), which runs ADD, CHECK, STATUS,
 //! DEL, DEL again and GC in a sandbox of its own and fails if any step
 //! does. One conflist per network type and per result version.
 //!
@@ -16,7 +17,7 @@ fn client() -> Option<PathBuf> {
     let script = std::env::var_os("CNI_REAL_CLIENT")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/tools/cni-real-client.sh")
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/cni-tools/cni-real-client.sh")
         });
     if !script.exists() {
         eprintln!("skipped: no real CNI client script at {}", script.display());
