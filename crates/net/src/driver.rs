@@ -705,10 +705,7 @@ pub fn attach(
     ep: &Endpoint,
     driver: NetworkDriver,
 ) -> Result<()> {
-    let plan = network_driver(net.net_type).plan_attach(net, ep, container_driver(driver))?;
-    let (applied, clock) = plan::apply_timed(&plan, k, Some(c));
-    tracing::debug!(endpoint = %ep.id, network = %net.name, steps = %clock.attach_summary(), "attach");
-    applied
+    attach_with_ports(k, c, net, ep, driver, &[])
 }
 
 /// [`attach`], with the endpoint's published ports (see [`crate::ports`]):
@@ -749,8 +746,7 @@ pub fn detach_with_ports(
 /// needed only for a custom network's macvlan, which has no host end.
 /// Idempotent; keeps going past failures and reports them all.
 pub fn detach(k: HostKernel<'_>, ctr: Option<&dyn Links>, net: &Network, ep: &Endpoint) -> Result<()> {
-    let plan = network_driver(net.net_type).plan_detach(net, ep)?;
-    plan::apply_teardown(&plan, k, ctr).or_else(|errors| errors.into_result())
+    detach_with_ports(k, ctr, net, ep, &[])
 }
 
 /// Brings an attached endpoint of a running container back to what

@@ -57,6 +57,17 @@ pub(crate) fn insert_ports(conn: &Connection, container_id: &str, ports: &[PortS
     let mut stmt = conn.prepare_cached(&format!(
         "INSERT INTO published_ports ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"
     ))?;
+    execute_per_port(&mut stmt, container_id, ports)
+}
+
+/// Runs `stmt` once per port, bound as (container, host address, host
+/// port, container port, protocol): the columns' order in inserts and in
+/// deletes alike.
+fn execute_per_port(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    container_id: &str,
+    ports: &[PortSpec],
+) -> Result<()> {
     for p in ports {
         stmt.execute(params![
             container_id,
@@ -127,15 +138,7 @@ impl Store {
                 "DELETE FROM published_ports WHERE container_id = ?1 AND host_ip = ?2
                  AND host_port = ?3 AND container_port = ?4 AND protocol = ?5",
             )?;
-            for p in ports {
-                stmt.execute(params![
-                    container_id,
-                    host_ip_text(p.host_ip),
-                    p.host_port,
-                    p.container_port,
-                    p.protocol.as_str()
-                ])?;
-            }
+            execute_per_port(&mut stmt, container_id, ports)?;
         }
         tx.commit()?;
         Ok(())
